@@ -1,0 +1,46 @@
+"""Rebuild ``ag_news.csv`` from the AG News test split (run from the repo root).
+
+    python sample_data/make_ag_news.py ../shared/data/ag_news
+
+The raw file has no header, HTML entities written without their ``&`` (``#39;``), and a
+backslash where the original had a line break. We decode the entities, turn those
+backslashes back into spaces, join title and description, and name the class.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import sys
+from pathlib import Path
+
+LABELS = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
+
+
+def clean(text: str) -> str:
+    text = re.sub(r"(?<!&)#(\d+);", r"&#\1;", text)  # '#39;' -> '&#39;'
+    text = html.unescape(text)
+    text = text.replace("\\$", "$").replace("\\", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def convert(src: Path, dst: Path) -> int:
+    with open(src, newline="", encoding="utf-8") as f_in, open(
+        dst, "w", newline="", encoding="utf-8"
+    ) as f_out:
+        writer = csv.writer(f_out)
+        writer.writerow(["text", "label"])
+        n = 0
+        for label, title, description in csv.reader(f_in):
+            title, description = clean(title), clean(description)
+            sep = " " if title.endswith((".", "?", "!")) else ". "
+            writer.writerow([f"{title}{sep}{description}", LABELS[label]])
+            n += 1
+    return n
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/ag_news")
+    out = Path(__file__).with_name("ag_news.csv")
+    print(f"wrote {convert(source / 'test.csv', out)} rows to {out}")

@@ -1,0 +1,50 @@
+"""Shared fixtures: the bundled sample corpus and its real embeddings from the bundled model."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "ag_news.csv"
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict[str, str]]:
+    with open(SAMPLE, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def embed_cached():
+    """Embed texts with the real bundled model; vectors are kept on disk keyed by the texts and
+    the model's weights, so a second test run does not pay for the model again."""
+    from analytics.embedding import default_model_path, embed_texts
+
+    weights = default_model_path() / "model.safetensors"
+    model_key = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"
+
+    def embed(texts: list[str]) -> np.ndarray:
+        key = hashlib.sha256("\x1f".join([model_key, *texts]).encode()).hexdigest()[:24]
+        path = CACHE / f"{key}.npy"
+        if path.exists():
+            return np.load(path)
+        vectors = embed_texts(texts)
+        CACHE.mkdir(exist_ok=True)
+        np.save(path, vectors)
+        return vectors
+
+    return embed
+
+
+@pytest.fixture(scope="session")
+def label_embeddings(sample_rows, embed_cached):
+    """Real embeddings of every World text and the first 500 Sports texts, float32, unit rows."""
+    world = [r["text"] for r in sample_rows if r["label"] == "World"]
+    sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:500]
+    return {"World": embed_cached(world), "Sports": embed_cached(sports)}
