@@ -148,6 +148,7 @@ def shift_test(
     F = as_embeddings(F, "F", min_rows=2)
     G = as_embeddings(G, "G", min_rows=2)
     check_same_dim(F, G, "F", "G")
+    checked_norms(F, "F"), checked_norms(G, "G")  # so a bad row is reported under its corpus
     if not isinstance(permutations, (int, np.integer)) or permutations < 0:
         raise ValueError(f"permutations must be a non-negative integer, got {permutations!r}.")
 

@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmark scripts: timing and a description of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    """Best wall time of ``repeat`` calls, in seconds (the least disturbed by a noisy machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    )
+
+
+def unit_rows(n: int, d: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    X = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32).astype(dtype)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X
