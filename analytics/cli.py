@@ -1,0 +1,217 @@
+"""``embex``: the command line over the analytics library (a thin shell: parse, call, print).
+
+The store file comes from ``--store PATH``, else ``$EMBEX_STORE``, else a file in the user's
+data directory. Every command prints for people, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ._validate import EmbeddingError
+from .corpus import CorpusError, load_corpus, load_vectors
+from .store import Store, StoreError, default_store_path
+
+USER_ERRORS = (CorpusError, StoreError, EmbeddingError, ValueError)
+
+
+def _short(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _emit(args, data: dict, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def cmd_ingest(args, store: Store) -> None:
+    corpus = load_corpus(args.file, args.text_column, format=args.format,
+                         encoding=args.encoding, max_bytes=int(args.max_mb * 2**20))
+    info = store.add_corpus(args.name, corpus, replace=args.replace)
+    _emit(args, {"name": info.name, "n_docs": info.n_docs, "text_column": corpus.text_column,
+                 "skipped_rows": corpus.skipped_rows, "notes": corpus.notes},
+          [*corpus.notes, f"Stored corpus {info.name!r}: {info.n_docs:,} texts "
+           f"(text column {corpus.text_column!r}, metadata: {', '.join(corpus.columns) or 'none'})."])
+
+
+def cmd_embed(args, store: Store) -> None:
+    from .embedding import Embedder, embed_corpus
+
+    embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="text", desc=f"embedding {args.name}")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = embed_corpus(store, args.name, embedder, progress=progress)
+    except KeyboardInterrupt:
+        print("embex: stopped; what was embedded is saved. Run embed again to resume.", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    _emit(args, report.__dict__, [report.summary()])
+
+
+def cmd_list(args, store: Store) -> None:
+    corpora = store.list_corpora()
+    data = [c.__dict__ for c in corpora]
+    lines = [f"{'name':30} {'texts':>9}  created              source"]
+    lines += [f"{c.name[:30]:30} {c.n_docs:>9,}  {c.created:%Y-%m-%d %H:%M:%S}  {c.source or ''}"
+              for c in corpora] or ["(no corpora yet: embex ingest FILE --name NAME)"]
+    _emit(args, {"store": str(store.path), "corpora": data}, lines)
+
+
+def _vectors(store: Store, name: str, model) -> "np.ndarray":  # noqa: F821
+    from .embedding import model_id_for
+
+    return store.vectors(name, model_id_for(model))
+
+
+def cmd_depth(args, store: Store) -> None:
+    from . import depth_percentile, median_index, most_central, most_outlying, tte_depth
+
+    d = tte_depth(_vectors(store, args.name, args.model), distance=args.distance)
+    texts = store.texts(args.name)
+    pct = depth_percentile(d)
+
+    def rows(idx):
+        return [{"position": int(i), "depth": float(d[i]), "percentile": float(pct[i]),
+                 "text": texts[i]} for i in idx]
+
+    med = median_index(d)
+    central, outlying = rows(most_central(d, args.top)), rows(most_outlying(d, args.top))
+    lines = [f"TTE depth ({args.distance}) of {len(d):,} texts in {args.name!r}",
+             f"Median text (depth {d[med]:.4f}): {_short(texts[med])}", "",
+             f"Most representative {len(central)}:"]
+    lines += [f"  {r['depth']:.4f}  #{r['position']:<6} {_short(r['text'])}" for r in central]
+    lines += ["", f"Most outlying {len(outlying)}:"]
+    lines += [f"  {r['depth']:.4f}  #{r['position']:<6} {_short(r['text'])}" for r in outlying]
+    _emit(args, {"corpus": args.name, "distance": args.distance, "n": len(d),
+                 "median": rows([med])[0], "most_central": central, "most_outlying": outlying}, lines)
+
+
+def cmd_shift(args, store: Store) -> None:
+    from . import shift_test
+
+    F, G = _vectors(store, args.reference, args.model), _vectors(store, args.comparison, args.model)
+    r = shift_test(F, G, distance=args.distance, permutations=args.permutations,
+                   random_state=args.seed)
+    texts_f, texts_g = store.texts(args.reference), store.texts(args.comparison)
+    deep_f, out_g = r.examples(args.top)
+    data = {"reference": args.reference, "comparison": args.comparison, "q": r.q,
+            "q_reference": r.q_reference, "w": r.w, "p": r.p, "p_permutation": r.p_permutation,
+            "permutations": r.permutations, "n_f": r.n_f, "n_g": r.n_g,
+            "distance": r.distance, "significant": r.significant(), "summary": r.summary(),
+            "most_representative_f": [texts_f[i] for i in deep_f],
+            "most_outlying_g": [texts_g[i] for i in out_g]}
+    lines = [f"F = {args.reference!r}, G = {args.comparison!r}", r.summary(), "",
+             f"Most representative texts of {args.reference!r}:"]
+    lines += [f"  {_short(texts_f[i])}" for i in deep_f]
+    lines += ["", f"Most outlying texts of {args.comparison!r} (relative to {args.reference!r}):"]
+    lines += [f"  {_short(texts_g[i])}" for i in out_g]
+    _emit(args, data, lines)
+
+
+def cmd_delete(args, store: Store) -> None:
+    store.delete_corpus(args.name)
+    _emit(args, {"deleted": args.name}, [f"Deleted corpus {args.name!r} (cached vectors kept)."])
+
+
+def cmd_import_vectors(args, store: Store) -> None:
+    from .embedding import import_vectors
+
+    vectors, ids = load_vectors(args.file)
+    added = import_vectors(store, args.name, vectors, args.model_id, ids=ids)
+    _emit(args, {"name": args.name, "model_id": args.model_id, "added": added},
+          [f"Imported {len(vectors):,} vectors for {args.name!r} as {args.model_id!r} ({added:,} new)."])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", type=Path, default=argparse.SUPPRESS,
+                        help="store file (default: $EMBEX_STORE or the user data directory)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON for scripts")
+    p = argparse.ArgumentParser(prog="embex", parents=[common],
+                                description="Embedding Explorer from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", parents=[common], help="read a corpus file into the store")
+    s.add_argument("file")
+    s.add_argument("--name", required=True)
+    s.add_argument("--text-column")
+    s.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet", "txt"])
+    s.add_argument("--encoding", default="utf-8")
+    s.add_argument("--max-mb", type=float, default=200.0)
+    s.add_argument("--replace", action="store_true", help="replace a corpus of the same name")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("embed", parents=[common], help="embed a corpus (only texts not cached)")
+    s.add_argument("name")
+    s.add_argument("--model", default=None, help="model name or local path (default: bundled all-MiniLM-L6-v2)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("list", parents=[common], help="list corpora")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("depth", parents=[common], help="rank a corpus's texts by TTE depth")
+    s.add_argument("name")
+    s.add_argument("--top", type=int, default=5)
+    s.add_argument("--model", default=None)
+    s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
+    s.set_defaults(func=cmd_depth)
+
+    s = sub.add_parser("shift", parents=[common], help="has corpus G shifted away from F?")
+    s.add_argument("reference", metavar="F")
+    s.add_argument("comparison", metavar="G")
+    s.add_argument("--model", default=None)
+    s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
+    s.add_argument("--permutations", type=int, default=999)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--top", type=int, default=3)
+    s.set_defaults(func=cmd_shift)
+
+    s = sub.add_parser("delete", parents=[common], help="delete a corpus")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_delete)
+
+    s = sub.add_parser("import-vectors", parents=[common], help="cache precomputed vectors")
+    s.add_argument("name")
+    s.add_argument("file", help=".npy, .npz (vectors, ids) or .parquet with a list column")
+    s.add_argument("--model-id", required=True, help="a name for the model that made them")
+    s.set_defaults(func=cmd_import_vectors)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    store_path = getattr(args, "store", None) or default_store_path()
+    try:
+        with Store(store_path) as store:
+            args.func(args, store)
+    except USER_ERRORS as exc:
+        print(f"embex: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,417 @@
+"""The DuckDB store: one file holding corpora, their documents, and a content-addressed cache of
+embeddings keyed by (model id, sha256 of the text), so a text is embedded once per model however
+many corpora hold it.
+
+This is the only module that speaks SQL. Every value is a bound parameter; the only identifiers
+built in code are vector table names, made from a validated integer dimension. Writes run in
+transactions, one writer at a time; each thread reads through its own cursor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import Corpus
+
+SCHEMA_VERSION = 2
+_MAX_NAME = 200
+_MAX_DIM = 65536
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    name: str
+    n_docs: int
+    source: str | None
+    text_column: str | None
+    created: datetime
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def default_store_path() -> Path:
+    """``$EMBEX_STORE``, else ``store.duckdb`` in the user's data directory."""
+    if os.environ.get("EMBEX_STORE"):
+        return Path(os.environ["EMBEX_STORE"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "embedding-explorer" / "store.duckdb"
+
+
+def _v1(cur) -> None:
+    cur.execute("CREATE SEQUENCE corpus_ids START 1")
+    cur.execute(
+        """CREATE TABLE corpora (
+            corpus_id INTEGER PRIMARY KEY DEFAULT nextval('corpus_ids'),
+            name VARCHAR NOT NULL UNIQUE,
+            source VARCHAR,
+            text_column VARCHAR,
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            n_docs INTEGER NOT NULL)"""
+    )
+    cur.execute(
+        """CREATE TABLE documents (
+            corpus_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            text_hash VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            metadata VARCHAR)"""
+    )
+    cur.execute("CREATE TABLE models (model_id VARCHAR PRIMARY KEY, dim INTEGER NOT NULL)")
+
+
+def _v2(cur) -> None:
+    # cached results (projections, tests) keyed by a hash of their inputs and parameters
+    cur.execute(
+        """CREATE TABLE results (
+            key VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            created TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            payload BLOB NOT NULL)"""
+    )
+
+
+#: MIGRATIONS[i] takes a store from version i to i + 1
+MIGRATIONS = (_v1, _v2)
+
+
+def _one(cur, sql: str, params=()):
+    """First row of a query or None (reads the whole result: DuckDB wants results finished)."""
+    rows = cur.execute(sql, list(params)).fetchall()
+    return rows[0] if rows else None
+
+
+def _vector_table(dim: int) -> str:
+    """The table holding vectors of dimension ``dim``: an identifier made from a checked int."""
+    if not isinstance(dim, (int, np.integer)) or not 0 < dim <= _MAX_DIM:
+        raise StoreError(f"Vector dimension must be an integer in 1..{_MAX_DIM}, got {dim!r}.")
+    return "embeddings_" + str(int(dim))
+
+
+class Store:
+    """A DuckDB file of corpora and embeddings. Safe to share between threads.
+
+    >>> store = Store("explorer.duckdb")
+    >>> store.add_corpus("news", load_corpus("news.csv"))
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
+                 migrate_to: int = SCHEMA_VERSION):
+        import duckdb
+
+        self.path = Path(path) if path is not None else default_store_path()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"The store {self.path} is open in another process (the dashboard, or another "
+                    "embex command). Stop it, or use a different --store file."
+                ) from None
+            raise StoreError(f"Cannot open the store {self.path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"{self.path} is not a store this program can open ({exc}). Point --store or "
+                "EMBEX_STORE at a new file name to start a fresh store."
+            ) from None
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._migrate(migrate_to)
+
+    # -- connection plumbing --------------------------------------------------------------------
+
+    def _cur(self):
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self._con.cursor()
+        return cur
+
+    @contextmanager
+    def transaction(self):
+        """One writer at a time; everything inside commits together or not at all."""
+        with self._write_lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        cur = self._cur()
+        exists = _one(
+            cur, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )[0]
+        if not exists:
+            return 0
+        row = _one(cur, "SELECT max(version) FROM schema_version")
+        return int(row[0] or 0)
+
+    def _migrate(self, target: int) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer Embedding Explorer (schema {version}; this one "
+                f"knows {SCHEMA_VERSION}). Upgrade, or use another store file."
+            )
+        for v in range(version, target):
+            with self.transaction() as cur:
+                if v == 0:
+                    cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                MIGRATIONS[v](cur)
+                cur.execute("DELETE FROM schema_version")
+                cur.execute("INSERT INTO schema_version VALUES (?)", [v + 1])
+
+    # -- corpora --------------------------------------------------------------------------------
+
+    @staticmethod
+    def check_name(name) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise StoreError("A corpus name must be a non-empty string.")
+        if len(name) > _MAX_NAME or any(ord(c) < 32 for c in name):
+            raise StoreError(f"A corpus name must be at most {_MAX_NAME} printable characters.")
+        return name.strip()
+
+    def _corpus_id(self, name: str, cur=None) -> int:
+        row = _one((cur or self._cur()), "SELECT corpus_id FROM corpora WHERE name = ?", [name])
+        if row is None:
+            known = [c.name for c in self.list_corpora()]
+            raise StoreError(
+                f"No corpus named {name!r}. Known corpora: "
+                + (", ".join(repr(k) for k in known[:20]) if known else "none yet (ingest one first)")
+                + "."
+            )
+        return int(row[0])
+
+    def add_corpus(self, name: str, corpus: Corpus, *, replace: bool = False) -> CorpusInfo:
+        """Store ``corpus`` under ``name`` in one transaction."""
+        import pyarrow as pa
+
+        name = self.check_name(name)
+        if not len(corpus):
+            raise StoreError("The corpus has no documents; nothing was stored.")
+        docs = pa.table({
+            "position": pa.array(range(len(corpus)), pa.int32()),
+            "text_hash": pa.array([text_hash(t) for t in corpus.texts]),
+            "text": pa.array(corpus.texts, pa.string()),
+            "metadata": pa.array(
+                [json.dumps(m, ensure_ascii=False, default=str) for m in corpus.metadata], pa.string()
+            ),
+        })
+        with self.transaction() as cur:
+            exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
+            if exists and not replace:
+                raise StoreError(f"A corpus named {name!r} already exists; pick another name or replace it.")
+            if exists:
+                cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
+                cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
+            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs) VALUES (?, ?, ?, ?) "
+                "RETURNING corpus_id", [name, corpus.source, corpus.text_column, len(corpus)])[0]
+            cur.register("incoming_docs", docs)
+            try:
+                cur.execute(
+                    "INSERT INTO documents SELECT ?, position, text_hash, text, metadata "
+                    "FROM incoming_docs", [cid]
+                )
+            finally:
+                cur.unregister("incoming_docs")
+        return self.corpus_info(name)
+
+    def corpus_info(self, name: str) -> CorpusInfo:
+        row = _one(self._cur(), "SELECT name, n_docs, source, text_column, created FROM corpora WHERE name = ?", [name])
+        if row is None:
+            self._corpus_id(name)  # raises with the list of known corpora
+        return CorpusInfo(*row)
+
+    def list_corpora(self) -> list[CorpusInfo]:
+        rows = self._cur().execute(
+            "SELECT name, n_docs, source, text_column, created FROM corpora ORDER BY created, name"
+        ).fetchall()
+        return [CorpusInfo(*r) for r in rows]
+
+    def texts(self, name: str) -> list[str]:
+        cid = self._corpus_id(name)
+        rows = self._cur().execute(
+            "SELECT text FROM documents WHERE corpus_id = ? ORDER BY position", [cid]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def metadata(self, name: str) -> list[dict]:
+        cid = self._corpus_id(name)
+        rows = self._cur().execute(
+            "SELECT metadata FROM documents WHERE corpus_id = ? ORDER BY position", [cid]
+        ).fetchall()
+        return [json.loads(r[0]) if r[0] else {} for r in rows]
+
+    def delete_corpus(self, name: str) -> None:
+        """Remove a corpus and its documents. Cached vectors stay: other corpora may share them,
+        and a re-ingest of the same texts is then free (see :meth:`prune_vectors`)."""
+        with self.transaction() as cur:
+            cid = self._corpus_id(name, cur)
+            cur.execute("DELETE FROM documents WHERE corpus_id = ?", [cid])
+            cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [cid])
+
+    def rename_corpus(self, old: str, new: str) -> None:
+        new = self.check_name(new)
+        with self.transaction() as cur:
+            cid = self._corpus_id(old, cur)
+            if _one(cur, "SELECT 1 FROM corpora WHERE name = ?", [new]):
+                raise StoreError(f"A corpus named {new!r} already exists.")
+            cur.execute("UPDATE corpora SET name = ? WHERE corpus_id = ?", [new, cid])
+
+    # -- vectors --------------------------------------------------------------------------------
+
+    def model_dim(self, model_id: str) -> int | None:
+        row = _one(self._cur(), "SELECT dim FROM models WHERE model_id = ?", [model_id])
+        return None if row is None else int(row[0])
+
+    def register_model(self, model_id: str, dim: int) -> None:
+        table = _vector_table(dim)
+        known = self.model_dim(model_id)
+        if known is not None and known != dim:
+            raise StoreError(f"Model {model_id!r} has {known}-d vectors in this store, not {dim}-d.")
+        if known is None:
+            with self.transaction() as cur:
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS " + table
+                    + " (model_id VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, vector FLOAT["
+                    + str(int(dim)) + "] NOT NULL)"
+                )
+                cur.execute("INSERT INTO models VALUES (?, ?) ON CONFLICT DO NOTHING", [model_id, dim])
+
+    def missing_texts(self, name: str, model_id: str) -> list[tuple[str, str]]:
+        """(hash, text) of each distinct text of the corpus with no vector for ``model_id``."""
+        cid = self._corpus_id(name)
+        dim = self.model_dim(model_id)
+        if dim is None:
+            sql = "SELECT DISTINCT text_hash, text FROM documents WHERE corpus_id = ?"
+            return self._cur().execute(sql, [cid]).fetchall()
+        sql = (
+            "SELECT DISTINCT d.text_hash, d.text FROM documents d WHERE d.corpus_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM " + _vector_table(dim)
+            + " e WHERE e.model_id = ? AND e.text_hash = d.text_hash)"
+        )
+        return self._cur().execute(sql, [cid, model_id]).fetchall()
+
+    def put_vectors(self, model_id: str, hashes: list[str], vectors: np.ndarray) -> int:
+        """Cache vectors for texts (by hash) in one transaction; ones already cached are kept
+        as they are. Returns how many were added."""
+        import pyarrow as pa
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(hashes):
+            raise StoreError(f"Expected {len(hashes)} vectors, got an array of shape {vectors.shape}.")
+        dim = vectors.shape[1]
+        self.register_model(model_id, dim)
+        table = _vector_table(dim)
+        batch = pa.table({
+            "text_hash": pa.array(hashes, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+        })
+        with self.transaction() as cur:
+            before = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
+            cur.register("incoming_vectors", batch)
+            try:
+                cur.execute(
+                    "INSERT INTO " + table + " SELECT ?, b.text_hash, b.vector FROM "
+                    "(SELECT DISTINCT ON (text_hash) * FROM incoming_vectors) b "
+                    "WHERE NOT EXISTS (SELECT 1 FROM " + table
+                    + " e WHERE e.model_id = ? AND e.text_hash = b.text_hash)",
+                    [model_id, model_id],
+                )
+            finally:
+                cur.unregister("incoming_vectors")
+            after = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
+        return int(after - before)
+
+    def embedded_count(self, name: str, model_id: str) -> int:
+        """How many documents of the corpus have a cached vector for ``model_id``."""
+        cid = self._corpus_id(name)
+        dim = self.model_dim(model_id)
+        if dim is None:
+            return 0
+        sql = ("SELECT count(*) FROM documents d JOIN " + _vector_table(dim)
+               + " e ON e.text_hash = d.text_hash AND e.model_id = ? WHERE d.corpus_id = ?")
+        return int(_one(self._cur(), sql, [model_id, cid])[0])
+
+    def vectors(self, name: str, model_id: str) -> np.ndarray:
+        """The corpus's vectors for ``model_id`` as float32 (n_docs, dim), in document order."""
+        info = self.corpus_info(name)
+        cid = self._corpus_id(name)
+        dim = self.model_dim(model_id)
+        if dim is None:
+            raise StoreError(f"Nothing in this store is embedded with {model_id!r}; embed {name!r} first.")
+        sql = ("SELECT d.position, e.vector FROM documents d JOIN " + _vector_table(dim)
+               + " e ON e.text_hash = d.text_hash AND e.model_id = $model WHERE d.corpus_id = $cid")
+        table = self._cur().sql(sql, params={"model": model_id, "cid": cid}).to_arrow_table()
+        if table.num_rows != info.n_docs:
+            raise StoreError(
+                f"{info.n_docs - table.num_rows:,} of {info.n_docs:,} texts in {name!r} have no "
+                f"vector for {model_id!r}; run embed on it first (it resumes where it stopped)."
+            )
+        positions = table.column("position").to_numpy()
+        out = np.empty((info.n_docs, dim), dtype=np.float32)
+        flat = np.concatenate(
+            [c.values.to_numpy(zero_copy_only=False) for c in table.column("vector").chunks]
+        ) if table.num_rows else np.empty(0, np.float32)
+        out[positions] = flat.reshape(-1, dim)
+        return out
+
+    def prune_vectors(self) -> int:
+        """Drop cached vectors no corpus refers to; returns how many were dropped."""
+        dropped = 0
+        with self.transaction() as cur:
+            for (dim,) in cur.execute("SELECT DISTINCT dim FROM models").fetchall():
+                table = _vector_table(dim)
+                n = cur.execute(
+                    "DELETE FROM " + table + " e WHERE NOT EXISTS "
+                    "(SELECT 1 FROM documents d WHERE d.text_hash = e.text_hash) RETURNING 1"
+                ).fetchall()
+                dropped += len(n)
+        return dropped
+
+    def digest(self) -> dict[str, str]:
+        """A content checksum of every table, order-independent: equal digests, equal contents."""
+        out = {}
+        cur = self._cur()
+        tables = [r[0] for r in cur.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        for t in tables:
+            if not (t.isidentifier() and t.isascii()):
+                raise StoreError(f"Unexpected table name {t!r} in the store.")
+            rows = cur.execute('SELECT md5(CAST(x AS VARCHAR)) FROM "' + t + '" x').fetchall()
+            out[t] = hashlib.sha256("".join(sorted(r[0] for r in rows)).encode()).hexdigest()
+        return out
