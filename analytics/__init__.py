@@ -7,6 +7,7 @@
 """
 
 from ._validate import EmbeddingError
+from .corpus import Corpus, CorpusError, load_corpus, load_vectors
 from .depth import (
     depth_order,
     depth_percentile,
@@ -15,12 +16,25 @@ from .depth import (
     most_outlying,
     tte_depth,
 )
+from .embedding import Embedder, EmbedReport, ModelError, embed_corpus, import_vectors
 from .shift import ShiftResult, q_reference, q_score, shift_test
+from .store import Store, StoreError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Corpus",
+    "CorpusError",
+    "EmbedReport",
+    "Embedder",
     "EmbeddingError",
+    "ModelError",
+    "Store",
+    "StoreError",
+    "embed_corpus",
+    "import_vectors",
+    "load_corpus",
+    "load_vectors",
     "ShiftResult",
     "depth_order",
     "depth_percentile",

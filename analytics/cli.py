@@ -76,7 +76,8 @@ def cmd_list(args, store: Store) -> None:
     _emit(args, {"store": str(store.path), "corpora": data}, lines)
 
 
-def _vectors(store: Store, name: str, model) -> "np.ndarray":  # noqa: F821
+def _vectors(store: Store, name: str, model):
+    """The corpus's vectors for a model given as on the command line."""
     from .embedding import model_id_for
 
     return store.vectors(name, model_id_for(model))

@@ -124,14 +124,12 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             if "lock" in str(exc).lower():
                 raise StoreError(
                     f"The store {self.path} is open in another process (the dashboard, or another "
                     "embex command). Stop it, or use a different --store file."
                 ) from None
-            raise StoreError(f"Cannot open the store {self.path}: {exc}") from None
-        except duckdb.Error as exc:
             raise StoreError(
                 f"{self.path} is not a store this program can open ({exc}). Point --store or "
                 "EMBEX_STORE at a new file name to start a fresh store."

@@ -48,3 +48,30 @@ def label_embeddings(sample_rows, embed_cached):
     world = [r["text"] for r in sample_rows if r["label"] == "World"]
     sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:500]
     return {"World": embed_cached(world), "Sports": embed_cached(sports)}
+
+
+HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled model, loaded once for the session."""
+    from analytics.embedding import Embedder
+
+    return Embedder(device="cpu", batch_size=32)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A real DuckDB file on disk."""
+    from analytics.store import Store
+
+    with Store(tmp_path / "store.duckdb") as s:
+        yield s
+
+
+def make_corpus(texts, labels=None, source="test"):
+    from analytics.corpus import Corpus
+
+    labels = labels or ["x"] * len(texts)
+    return Corpus(list(texts), [{"label": label} for label in labels], "text", source)

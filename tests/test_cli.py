@@ -1,0 +1,90 @@
+"""``embex`` as a user runs it: a real process, a real store file, the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import HOSTILE, SAMPLE
+
+EMBEX = Path(sys.executable).with_name("embex")
+
+
+def embex(*args, store=None, env_store=None, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("EMBEX_STORE", None)
+    if env_store:
+        env["EMBEX_STORE"] = str(env_store)
+    cmd = [str(EMBEX), *(["--store", str(store)] if store else []), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def cli_store(tmp_path_factory):
+    """A store with two small corpora of the sample data (World and Sports), embedded by the CLI."""
+    tmp = tmp_path_factory.mktemp("cli")
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    world = [r for r in rows if r.endswith(",World")][:60]
+    sports = [r for r in rows if r.endswith(",Sports")][:60]
+    for name, subset in (("world", world), ("sports", sports)):
+        (tmp / f"{name}.csv").write_text("\n".join([header, *subset]) + "\n", encoding="utf-8")
+    store = tmp / "cli.duckdb"
+    for name in ("world", "sports"):
+        out = embex("ingest", str(tmp / f"{name}.csv"), "--name", name, store=store)
+        assert f"Stored corpus '{name}': 60 texts" in out.stdout
+        embex("embed", name, store=store)
+    return store
+
+
+def test_ingest_embed_list_with_store_flag_and_env(cli_store):
+    listing = json.loads(embex("list", "--json", env_store=cli_store).stdout)
+    assert [(c["name"], c["n_docs"]) for c in listing["corpora"]] == [("world", 60), ("sports", 60)]
+    assert listing["store"] == str(cli_store)
+    again = json.loads(embex("embed", "world", "--json", store=cli_store).stdout)
+    assert (again["n_cached"], again["n_computed"]) == (60, 0)
+
+
+def test_depth_prints_ranked_texts(cli_store):
+    human = embex("depth", "world", "--top", "3", store=cli_store).stdout
+    assert "TTE depth (cosine) of 60 texts in 'world'" in human and "Most outlying 3:" in human
+    data = json.loads(embex("depth", "world", "--top", "3", "--json", store=cli_store).stdout)
+    depths = [r["depth"] for r in data["most_central"]]
+    assert depths == sorted(depths, reverse=True) and data["median"] == data["most_central"][0]
+    assert data["most_outlying"][0]["depth"] <= data["most_outlying"][-1]["depth"] < depths[-1]
+
+
+def test_shift_reports_a_clear_shift_between_topics(cli_store):
+    data = json.loads(embex("shift", "world", "sports", "--json", "--permutations", "199", store=cli_store).stdout)
+    assert data["q"] < 0.3 and data["p"] < 1e-6 and data["p_permutation"] == pytest.approx(1 / 200)
+    assert data["significant"] and len(data["most_outlying_g"]) == 3
+    human = embex("shift", "world", "sports", store=cli_store).stdout
+    assert "G has shifted away from F" in human
+
+
+def test_errors_are_one_clear_line_and_change_nothing(cli_store, tmp_path):
+    from analytics.store import Store
+
+    with Store(cli_store) as s:
+        before = s.digest()
+    for args, message in [
+        (("depth", "nope"), "No corpus named 'nope'. Known corpora: 'world', 'sports'"),
+        (("ingest", str(HOSTILE / "latin1.csv"), "--name", "x"), "not valid utf-8"),
+        (("ingest", str(HOSTILE / "zero_bytes.csv"), "--name", "x"), "is empty"),
+        (("ingest", str(HOSTILE / "garbage.csv"), "--name", "x"), "does not look like a text file"),
+        (("ingest", str(HOSTILE / "whitespace_texts.csv"), "--name", "world", "--replace"), "empty text"),
+        (("import-vectors", "world", str(HOSTILE / "nan_vectors.npy"), "--model-id", "m"), "NaN"),
+    ]:
+        proc = embex(*args, store=cli_store, check=False)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith("embex: error: ") and message in proc.stderr
+        assert "Traceback" not in proc.stderr
+    with Store(cli_store) as s:
+        assert s.digest() == before

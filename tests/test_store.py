@@ -1,0 +1,203 @@
+"""The DuckDB store, on a real file: schema and migrations, corpora, the vector cache, bound
+parameters, and concurrent use from threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import duckdb
+import numpy as np
+import pytest
+from conftest import HOSTILE, make_corpus
+
+from analytics.corpus import CorpusError, load_corpus, load_vectors
+from analytics.store import SCHEMA_VERSION, Store, StoreError, text_hash
+
+
+def unit_vectors(n, d=8, seed=0):
+    V = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return V / np.linalg.norm(V, axis=1, keepdims=True)
+
+
+def test_fresh_store_is_at_the_current_schema(store):
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.list_corpora() == []
+
+
+def test_migration_on_open_keeps_data(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with Store(path, migrate_to=1) as old:
+        assert old.schema_version() == 1
+        old.add_corpus("kept", make_corpus(["a", "b"]))
+    with duckdb.connect(str(path)) as con:
+        assert not con.execute("SELECT * FROM information_schema.tables WHERE table_name='results'").fetchall()
+    with Store(path) as new:
+        assert new.schema_version() == 2
+        assert new.texts("kept") == ["a", "b"]
+        assert new._cur().execute("SELECT count(*) FROM results").fetchall() == [(0,)]
+
+
+def test_store_from_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "future.duckdb"
+    with Store(path) as s:
+        s._cur().execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="newer Embedding Explorer"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database")
+    with pytest.raises(StoreError, match="not a store this program can open"):
+        Store(path)
+    assert path.read_text() == "these are my notes, not a database"
+
+
+def test_a_store_open_in_another_process_gives_a_clear_error(tmp_path):
+    path = tmp_path / "busy.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from analytics.store import Store; s = Store({str(path)!r}); print('open', flush=True); "
+         "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="open in another process"):
+            Store(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_corpus_round_trip_rename_replace_delete(store):
+    info = store.add_corpus("news", make_corpus(["a", "b", "c"], ["x", "y", "z"], source="n.csv"))
+    assert (info.name, info.n_docs, info.source, info.text_column) == ("news", 3, "n.csv", "text")
+    assert store.texts("news") == ["a", "b", "c"]
+    assert store.metadata("news") == [{"label": "x"}, {"label": "y"}, {"label": "z"}]
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_corpus("news", make_corpus(["d"]))
+    store.add_corpus("news", make_corpus(["d"]), replace=True)
+    assert store.texts("news") == ["d"]
+    store.rename_corpus("news", "renamed")
+    assert [c.name for c in store.list_corpora()] == ["renamed"]
+    store.delete_corpus("renamed")
+    with pytest.raises(StoreError, match="No corpus named 'renamed'. Known corpora: none yet"):
+        store.texts("renamed")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 201, "tab\there", None])
+def test_bad_corpus_names(store, bad):
+    with pytest.raises(StoreError, match="corpus name"):
+        store.add_corpus(bad, make_corpus(["a"]))
+
+
+def test_sql_in_names_texts_and_columns_is_data(store):
+    evil = "x'); DROP TABLE corpora; --"
+    store.add_corpus(evil, load_corpus(HOSTILE / "sql_column.csv", "label"))
+    store.add_corpus("sql col", load_corpus(HOSTILE / "sql_column.csv", '"; DROP TABLE documents; --'))
+    assert [c.name for c in store.list_corpora()] == [evil, "sql col"]
+    assert store.texts("sql col") == ["Robert'); DROP TABLE corpora; --", "plain text"]
+    assert store.metadata(evil)[0] == {'"; DROP TABLE documents; --': "Robert'); DROP TABLE corpora; --"}
+    assert {"corpora", "documents", "models", "results", "schema_version"} <= set(store.digest())
+
+
+def test_vectors_are_cached_once_per_model_and_text(store):
+    store.add_corpus("a", make_corpus(["one", "two", "three"]))
+    store.add_corpus("b", make_corpus(["two", "three", "four", "two"]))
+    V = {t: v for t, v in zip(["one", "two", "three", "four"], unit_vectors(4))}
+    missing_a = store.missing_texts("a", "m")
+    assert sorted(t for _, t in missing_a) == ["one", "three", "two"]
+    assert store.put_vectors("m", [h for h, _ in missing_a], np.stack([V[t] for _, t in missing_a])) == 3
+    # b shares two texts with a: only "four" is missing, once though b holds "two" twice
+    assert [t for _, t in store.missing_texts("b", "m")] == ["four"]
+    assert store.put_vectors("m", [text_hash("four"), text_hash("two")], np.stack([V["four"], V["two"]])) == 1
+    rows = store._cur().execute("SELECT count(*), count(DISTINCT text_hash) FROM embeddings_8").fetchall()
+    assert rows == [(4, 4)]
+    np.testing.assert_array_equal(store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]]))
+    assert store.embedded_count("b", "m") == 4
+    # deleting a leaves b's vectors, including the shared ones, intact
+    store.delete_corpus("a")
+    np.testing.assert_array_equal(store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]]))
+    assert store.prune_vectors() == 1  # "one" belonged to a only
+
+
+def test_missing_vectors_and_wrong_dimension_are_reported(store):
+    store.add_corpus("a", make_corpus(["one", "two"]))
+    with pytest.raises(StoreError, match="Nothing in this store is embedded with 'm'"):
+        store.vectors("a", "m")
+    store.put_vectors("m", [text_hash("one")], unit_vectors(1))
+    with pytest.raises(StoreError, match="1 of 2 texts in 'a' have no vector for 'm'; run embed"):
+        store.vectors("a", "m")
+    with pytest.raises(StoreError, match="has 8-d vectors in this store, not 5-d"):
+        store.put_vectors("m", [text_hash("two")], unit_vectors(1, d=5))
+
+
+def test_hostile_files_leave_the_store_unchanged(store):
+    store.add_corpus("keep", make_corpus(["alpha", "beta"]))
+    store.put_vectors("m", [text_hash("alpha"), text_hash("beta")], unit_vectors(2))
+    before = store.digest()
+    for path in sorted(HOSTILE.iterdir()):
+        if path.suffix == ".md" or path.name == "sql_column.csv":
+            continue
+        with pytest.raises((CorpusError, StoreError)):
+            if path.suffix == ".npy" or path.name.startswith("ragged_vectors"):
+                vectors, _ = load_vectors(path)
+                store.put_vectors("m", [text_hash("alpha")] * len(vectors), vectors)
+            else:
+                store.add_corpus("keep", load_corpus(path), replace=True)
+    assert store.digest() == before
+    np.testing.assert_array_equal(store.vectors("keep", "m"), unit_vectors(2))
+
+
+def test_a_failed_write_rolls_back_whole(store):
+    store.add_corpus("keep", make_corpus(["alpha"]))
+    before = store.digest()
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction() as cur:
+            cur.execute("DELETE FROM documents")
+            raise RuntimeError("boom")
+    assert store.digest() == before
+
+
+def test_concurrent_reads_while_two_threads_write(store):
+    store.add_corpus("stable", make_corpus([f"s{i}" for i in range(200)]))
+    expected = unit_vectors(200, seed=1)
+    store.put_vectors("m", [text_hash(f"s{i}") for i in range(200)], expected)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer(tag: str) -> None:
+        try:
+            for k in range(15):
+                texts = [f"{tag}-{k}-{i}" for i in range(50)]
+                store.add_corpus(f"{tag}{k}", make_corpus(texts))
+                store.put_vectors("m", [text_hash(t) for t in texts], unit_vectors(50, seed=k))
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                np.testing.assert_array_equal(store.vectors("stable", "m"), expected)
+                names = [c.name for c in store.list_corpora()]
+                assert names[0] == "stable"
+        except BaseException as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(t,)) for t in ("w", "v")]
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(timeout=120)
+    done.set()
+    for t in readers:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert len(store.list_corpora()) == 31
+    assert store._cur().execute("SELECT count(*) FROM embeddings_8").fetchall() == [(200 + 2 * 15 * 50,)]
