@@ -401,6 +401,24 @@ class Store:
                 dropped += len(n)
         return dropped
 
+    # -- cached results (projections, tests) -----------------------------------------------------
+
+    def corpus_fingerprint(self, name: str) -> str:
+        """A hash of the corpus's texts in order: it changes when, and only when, they change."""
+        cid = self._corpus_id(name)
+        row = _one(self._cur(), "SELECT sha256(string_agg(text_hash, ',' ORDER BY position)) "
+                   "FROM documents WHERE corpus_id = ?", [cid])
+        return row[0]
+
+    def get_result(self, key: str) -> bytes | None:
+        row = _one(self._cur(), "SELECT payload FROM results WHERE key = ?", [key])
+        return None if row is None else bytes(row[0])
+
+    def put_result(self, key: str, kind: str, payload: bytes) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO results (key, kind, payload) VALUES (?, ?, ?)",
+                        [key, kind, payload])
+
     def digest(self) -> dict[str, str]:
         """A content checksum of every table, order-independent: equal digests, equal contents."""
         out = {}

@@ -1,0 +1,67 @@
+"""Which texts don't belong? Outliers ranked by TTE depth, with a second opinion from the mean
+distance to the k nearest neighbours, and for each the neighbours themselves: the evidence an
+analyst reads to decide whether an outlier is noise, a new topic, or a mistake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .depth import depth_percentile, most_outlying, tte_depth
+from .retrieval import ExactIndex
+
+
+@dataclass(frozen=True)
+class OutlierReport:
+    """Everything the Outliers page shows. Indices refer to rows of the corpus."""
+
+    flagged: np.ndarray
+    """Rows flagged as outliers, most outlying (lowest depth) first."""
+    depths: np.ndarray = field(repr=False)
+    percentiles: np.ndarray = field(repr=False)
+    knn_distance: np.ndarray = field(repr=False)
+    """Mean cosine distance of each row to its k nearest other rows (high = isolated)."""
+    neighbours: np.ndarray = field(repr=False)
+    """(n_flagged, k) nearest rows of each flagged row, nearest first."""
+    neighbour_similarity: np.ndarray = field(repr=False)
+    k: int = 10
+
+    @property
+    def knn_rank(self) -> np.ndarray:
+        """1-based rank of each row by k-NN distance (1 = most isolated)."""
+        ranks = np.empty(self.knn_distance.size, dtype=np.int64)
+        ranks[np.argsort(-self.knn_distance, kind="stable")] = np.arange(1, self.knn_distance.size + 1)
+        return ranks
+
+
+def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None, k: int = 10,
+                  distance: str = "cosine", device: str | None = "cpu") -> OutlierReport:
+    """Flag the least deep texts: the lowest ``quantile`` of depths, or the ``count`` lowest."""
+    if count is None and quantile is None:
+        raise ValueError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
+    if count is None and not 0 < quantile <= 1:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}.")
+    if count is not None and (not isinstance(count, (int, np.integer)) or count < 1):
+        raise ValueError(f"count must be a positive integer, got {count!r}.")
+    depths = tte_depth(X, distance=distance)
+    n = depths.size
+    n_flag = min(n, count if count is not None else max(1, int(np.ceil(quantile * n))))
+    flagged = most_outlying(depths, n_flag)
+    index = ExactIndex(X, device=device)
+    k = min(k, n - 1)
+    knn = knn_distances(index, k)
+    hits = index.search(index.vectors[flagged], k, exclude=flagged)
+    return OutlierReport(flagged, depths, depth_percentile(depths), knn, hits.ids,
+                         hits.scores, k)
+
+
+def knn_distances(index: ExactIndex, k: int = 10, *, batch: int = 2048) -> np.ndarray:
+    """Mean cosine distance of every row to its k nearest other rows."""
+    n = len(index)
+    out = np.empty(n)
+    for start in range(0, n, batch):
+        rows = np.arange(start, min(start + batch, n))
+        hits = index.search(index.vectors[rows], k, exclude=rows)
+        out[rows] = 1.0 - hits.scores.mean(axis=1)
+    return out

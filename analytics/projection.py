@@ -1,0 +1,163 @@
+"""2D maps of an embedding space: PCA, UMAP and t-SNE, seeded so the same inputs draw the same
+picture, and cached in the store so reopening a map costs nothing.
+
+Above ``sample_threshold`` rows the method is fitted on a seeded sample and the remaining rows
+are placed afterwards (UMAP and PCA by their own ``transform``; t-SNE, which has none, at the
+similarity-weighted mean of each row's nearest sampled neighbours). ``Projection.note`` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validate import as_embeddings, checked_norms
+
+METHODS = ("pca", "umap", "tsne")
+DEFAULTS = {
+    "pca": {},
+    "umap": {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"},
+    "tsne": {"perplexity": 30.0, "metric": "cosine"},
+}
+
+
+@dataclass(frozen=True)
+class Projection:
+    coords: np.ndarray = field(repr=False)
+    """(n, 2) float32 map coordinates, one row per text."""
+    method: str
+    params: dict
+    n: int
+    fitted_on: int
+    """Rows the method was fitted on (< n when a large corpus was sampled)."""
+    seconds: float
+    cached: bool = False
+
+    @property
+    def note(self) -> str:
+        if self.fitted_on >= self.n:
+            return ""
+        how = "placed by transform" if self.method != "tsne" else "placed among their nearest sampled neighbours"
+        return (f"{self.method.upper()} was fitted on a random sample of {self.fitted_on:,} of "
+                f"{self.n:,} texts; the other texts were {how}.")
+
+    def describe(self) -> str:
+        """Method and parameters in words, for chart titles."""
+        ps = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "random_state")
+        return f"{self.method.upper()}" + (f" ({ps})" if ps else "") + f", seed {self.params.get('random_state', 0)}"
+
+
+def _params(method: str, random_state: int, overrides: dict) -> dict:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    unknown = set(overrides) - set(DEFAULTS[method])
+    if unknown:
+        raise ValueError(f"{method} takes {sorted(DEFAULTS[method]) or 'no parameters'}, not {sorted(unknown)}.")
+    params = {**DEFAULTS[method], **overrides, "random_state": int(random_state)}
+    if method == "umap" and not (2 <= int(params["n_neighbors"]) <= 200):
+        raise ValueError("UMAP n_neighbors must be between 2 and 200.")
+    if method == "umap" and not (0.0 <= float(params["min_dist"]) <= 1.0):
+        raise ValueError("UMAP min_dist must be between 0 and 1.")
+    if method == "tsne" and not (2 <= float(params["perplexity"]) <= 100):
+        raise ValueError("t-SNE perplexity must be between 2 and 100.")
+    return params
+
+
+def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold: int = 50_000,
+            sample_size: int = 20_000, progress=None, device: str | None = "cpu",
+            **params) -> Projection:
+    """Project the rows of X to 2D. ``progress(stage, fraction)`` hears about the slow steps."""
+    X = as_embeddings(X, "X", min_rows=3)
+    X = (X / checked_norms(X, "X")[:, None]).astype(np.float32)
+    params = _params(method, random_state, params)
+    n = X.shape[0]
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(random_state)
+    fit_rows = np.sort(rng.choice(n, sample_size, replace=False)) if n > sample_threshold else np.arange(n)
+    report = progress or (lambda stage, fraction: None)
+    report(f"fitting {method.upper()} on {fit_rows.size:,} texts", 0.0)
+    coords = np.empty((n, 2), dtype=np.float32)
+    rest = np.setdiff1d(np.arange(n), fit_rows)
+    if method == "pca":
+        coords[:] = _pca(X, fit_rows, device)
+    elif method == "umap":
+        import umap
+
+        model = umap.UMAP(n_components=2, n_neighbors=min(int(params["n_neighbors"]), fit_rows.size - 1),
+                          min_dist=float(params["min_dist"]), metric=params["metric"],
+                          random_state=random_state, transform_seed=random_state, n_jobs=1)
+        coords[fit_rows] = model.fit_transform(X[fit_rows])
+        if rest.size:
+            report("placing the other texts", 0.8)
+            coords[rest] = model.transform(X[rest])
+    else:
+        from sklearn.manifold import TSNE
+
+        perplexity = min(float(params["perplexity"]), (fit_rows.size - 1) / 3)
+        tsne = TSNE(n_components=2, perplexity=perplexity, metric=params["metric"], init="pca",
+                    random_state=random_state)
+        coords[fit_rows] = tsne.fit_transform(X[fit_rows])
+        if rest.size:
+            report("placing the other texts", 0.8)
+            coords[rest] = _place_by_neighbours(X, fit_rows, rest, coords[fit_rows])
+    report("done", 1.0)
+    return Projection(coords, method, params, n, int(fit_rows.size), time.perf_counter() - t0)
+
+
+def _pca(X, fit_rows, device):
+    """Top-2 principal components, sign-fixed so the picture does not flip between runs."""
+    mean = X[fit_rows].mean(axis=0, dtype=np.float64)
+    if device not in (None, "cpu"):
+        import torch
+
+        A = torch.as_tensor(X[fit_rows], device=device, dtype=torch.float32) - torch.as_tensor(mean, device=device, dtype=torch.float32)
+        _, _, V = torch.linalg.svd(A, full_matrices=False)
+        components = V[:2].cpu().numpy().astype(np.float64)
+    else:
+        _, _, Vt = np.linalg.svd(X[fit_rows] - mean, full_matrices=False)
+        components = Vt[:2]
+    signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
+    components *= signs[:, None]
+    return ((X - mean) @ components.T).astype(np.float32)
+
+
+def _place_by_neighbours(X, fit_rows, rest, fit_coords, k: int = 10):
+    from .retrieval import ExactIndex
+
+    hits = ExactIndex(X[fit_rows]).search(X[rest], k)
+    w = np.clip(hits.scores, 1e-6, None)
+    return (fit_coords[hits.ids] * w[..., None]).sum(axis=1) / w.sum(axis=1, keepdims=True)
+
+
+def projection_key(fingerprint: str, model_id: str, method: str, params: dict, sampling: tuple) -> str:
+    blob = json.dumps([fingerprint, model_id, method, params, list(sampling)], sort_keys=True)
+    return "projection:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def corpus_projection(store, name: str, model_id: str, method: str = "umap", *,
+                      random_state: int = 0, sample_threshold: int = 50_000,
+                      sample_size: int = 20_000, progress=None, **params) -> Projection:
+    """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
+    parameters): the second call with the same inputs reads the map instead of computing it."""
+    full = _params(method, random_state, params)
+    key = projection_key(store.corpus_fingerprint(name), model_id, method, full,
+                         (sample_threshold, sample_size))
+    payload = store.get_result(key)
+    if payload is not None:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return Projection(z["coords"], method, full, meta["n"], meta["fitted_on"],
+                              meta["seconds"], cached=True)
+    proj = project(store.vectors(name, model_id), method, random_state=random_state,
+                   sample_threshold=sample_threshold, sample_size=sample_size,
+                   progress=progress, **params)
+    buf = io.BytesIO()
+    meta = {"n": proj.n, "fitted_on": proj.fitted_on, "seconds": proj.seconds}
+    np.savez(buf, coords=proj.coords, meta=np.array(json.dumps(meta)))
+    store.put_result(key, "projection", buf.getvalue())
+    return proj
