@@ -109,18 +109,25 @@ def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold:
     return Projection(coords, method, params, n, int(fit_rows.size), time.perf_counter() - t0)
 
 
-def _pca(X, fit_rows, device):
-    """Top-2 principal components, sign-fixed so the picture does not flip between runs."""
-    mean = X[fit_rows].mean(axis=0, dtype=np.float64)
+def _pca(X, fit_rows, device, block: int = 65536):
+    """Top-2 principal components from the d x d covariance (float64, summed over row blocks),
+    sign-fixed so the picture does not flip between runs. Deterministic, and O(n·d²) with
+    BLAS doing the work: no SVD of the n x d matrix."""
+    F = X[fit_rows]
+    mean = F.mean(axis=0, dtype=np.float64)
     if device not in (None, "cpu"):
         import torch
 
-        A = torch.as_tensor(X[fit_rows], device=device, dtype=torch.float32) - torch.as_tensor(mean, device=device, dtype=torch.float32)
-        _, _, V = torch.linalg.svd(A, full_matrices=False)
-        components = V[:2].cpu().numpy().astype(np.float64)
+        T = torch.as_tensor(F, device=device, dtype=torch.float32)
+        cov = (T.T @ T).double().cpu().numpy()
     else:
-        _, _, Vt = np.linalg.svd(X[fit_rows] - mean, full_matrices=False)
-        components = Vt[:2]
+        cov = np.zeros((X.shape[1], X.shape[1]))
+        for start in range(0, F.shape[0], block):
+            B = F[start : start + block]
+            cov += B.T @ B
+    cov = cov / F.shape[0] - np.outer(mean, mean)
+    _, vecs = np.linalg.eigh(cov)
+    components = vecs[:, ::-1][:, :2].T.copy()
     signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
     components *= signs[:, None]
     return ((X - mean) @ components.T).astype(np.float32)

@@ -76,3 +76,15 @@ def test_bad_parameters_are_explained(two_topics):
         project(X, "umap", n_neighbors=1)
     with pytest.raises(ValueError, match=r"pca takes no parameters, not \['perplexity'\]"):
         project(X, "pca", perplexity=5)
+
+
+def test_pca_equals_scikit_learn_up_to_sign(two_topics):
+    from sklearn.decomposition import PCA
+
+    X, _ = two_topics
+    ours = project(X, "pca").coords.astype(np.float64)
+    Xu = X / np.linalg.norm(X, axis=1, keepdims=True)
+    theirs = PCA(2, svd_solver="full").fit_transform(Xu.astype(np.float64))
+    for j in range(2):
+        sign = np.sign(ours[:, j] @ theirs[:, j])
+        np.testing.assert_allclose(ours[:, j], sign * theirs[:, j], atol=1e-4)
