@@ -20,9 +20,14 @@ def best_of(fn, repeat: int = 5) -> float:
 
 
 def once(fn) -> float:
+    return timed(fn)[0]
+
+
+def timed(fn):
+    """``(seconds, result)`` of one call."""
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    out = fn()
+    return time.perf_counter() - t0, out
 
 
 def machine() -> str:

@@ -17,7 +17,6 @@ import argparse
 import csv
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine  # noqa: E402
+from _common import machine, timed  # noqa: E402
 
 from analytics.corpus import Corpus  # noqa: E402
 from analytics.embedding import Embedder, embed_corpus  # noqa: E402
 from analytics.store import Store, text_hash  # noqa: E402
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def main() -> None:

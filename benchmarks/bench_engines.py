@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from _common import best_of, machine, unit_rows  # noqa: E402
+from _common import best_of, machine, timed, unit_rows  # noqa: E402
 
 from analytics.corpus import Corpus  # noqa: E402
 from analytics.embedding import Embedder, embed_corpus  # noqa: E402
@@ -43,12 +42,6 @@ def real_texts(n: int) -> list[str]:
     for split in ("train", "val", "test", "oos_train", "oos_val", "oos_test"):
         texts += [t for t, _ in clinc[split]]
     return list(dict.fromkeys(texts))[:n]
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def main() -> None:
