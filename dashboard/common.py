@@ -1,0 +1,113 @@
+"""What every page shares: the store and model (created once per process), cached results
+keyed by the corpus fingerprint, the corpus picker, and safe display of user text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from analytics import Store, tte_depth
+from analytics.embedding import DEFAULT_MODEL, Embedder
+from analytics.store import default_store_path
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "ag_news.csv"
+SAMPLE_NAME = "AG News (sample)"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text) -> str:
+    """User text made safe for widgets that render markdown (errors, captions, labels)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(path: str) -> Store:
+    return Store(path)
+
+
+def store() -> Store:
+    return get_store(str(default_store_path()))
+
+
+@st.cache_resource(show_spinner="Loading the embedding model…")
+def get_embedder(model: str | None, device: str) -> Embedder:
+    return Embedder(model, device=device)
+
+
+def model_id() -> str:
+    return st.session_state.get("model_id", DEFAULT_MODEL)
+
+
+def fingerprint(name: str) -> str:
+    return store().corpus_fingerprint(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def corpus_data(path: str, name: str, fp: str) -> tuple[list[str], list[dict]]:
+    s = get_store(path)
+    return s.texts(name), s.metadata(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def corpus_vectors(path: str, name: str, model: str, fp: str) -> np.ndarray:
+    return get_store(path).vectors(name, model)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def corpus_depths(path: str, name: str, model: str, fp: str, distance: str) -> np.ndarray:
+    return tte_depth(corpus_vectors(path, name, model, fp), distance=distance)
+
+
+def texts_and_metadata(name: str):
+    return corpus_data(str(store().path), name, fingerprint(name))
+
+
+def vectors_or_stop(name: str) -> np.ndarray:
+    """The corpus's vectors, or a message pointing at the Embed page and the end of this run."""
+    s = store()
+    done, total = s.embedded_count(name, model_id()), s.corpus_info(name).n_docs
+    if done < total:
+        st.warning(f"{done:,} of {total:,} texts are embedded with {plain(model_id())}. "
+                   "Embed this corpus on the Embed page first.")
+        st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
+        st.stop()
+    return corpus_vectors(str(s.path), name, model_id(), fingerprint(name))
+
+
+def depths(name: str, distance: str = "cosine") -> np.ndarray:
+    vectors_or_stop(name)
+    return corpus_depths(str(store().path), name, model_id(), fingerprint(name), distance)
+
+
+def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None = None) -> str:
+    names = [c.name for c in store().list_corpora() if c.name != exclude]
+    if not names:
+        st.info("No corpus yet. Add one on the Upload page.")
+        st.page_link("views/upload.py", label="Go to Upload", icon=":material/upload:")
+        st.stop()
+    current = st.session_state.get(key)
+    index = names.index(current) if current in names else 0
+    choice = st.selectbox(label, names, index=index, key=f"_{key}_select")
+    st.session_state[key] = choice
+    return choice
+
+
+def chart_subtitle(name: str, n: int, extra: str = "") -> str:
+    return f"corpus: {name} · model: {model_id()} · n = {n:,}" + (f" · {extra}" if extra else "")
+
+
+def csv_bytes(rows: list[dict]) -> bytes:
+    import csv
+    import io
+
+    if not rows:
+        return b""
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")

@@ -1,0 +1,32 @@
+"""Depth: texts ranked from most representative to most outlying."""
+
+import streamlit as st
+from common import chart_subtitle, csv_bytes, depths, pick_corpus, texts_and_metadata
+
+from analytics import median_index
+from analytics.figures import depth_histogram
+from analytics.tables import depth_rows, label_summary, metadata_columns
+
+st.title("Depth")
+name = pick_corpus()
+distance = st.radio("Distance", ["cosine", "chord"], horizontal=True)
+d = depths(name, distance)
+texts, metadata = texts_and_metadata(name)
+med = median_index(d)
+
+st.subheader("The median text: the most representative of the corpus")
+box = st.container(border=True)
+box.text(texts[med])
+box.caption(f"depth {d[med]:.4f} · row {med}")
+st.plotly_chart(depth_histogram(d, title=f"{name}: TTE depth ({distance})",
+                                subtitle=chart_subtitle(name, len(d)), median_depth=float(d[med])),
+                width="stretch")
+rows = depth_rows(texts, metadata, d)
+st.subheader("All texts, most representative first")
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_config={"depth": st.column_config.NumberColumn(format="%.4f")})
+st.download_button("Download CSV", csv_bytes(rows), file_name=f"depth-{distance}.csv", mime="text/csv")
+cols = metadata_columns(metadata)
+if cols:
+    col = st.selectbox("Depth by", cols)
+    st.dataframe(label_summary(metadata, d, col), hide_index=True, width="stretch")

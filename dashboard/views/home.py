@@ -1,0 +1,34 @@
+"""Home: what this is, and on first start the bundled sample, ingested and embedded."""
+
+import os
+
+import streamlit as st
+from common import SAMPLE, SAMPLE_NAME, get_embedder, plain, store
+
+from analytics import embed_corpus, load_corpus
+
+st.title("Embedding Explorer")
+st.write("Understand a corpus through its text embeddings: a 2D map, TTE depth (most "
+         "representative first, outliers last), a shift test between two corpora, and a "
+         "retrieval playground.")
+
+s = store()
+if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
+    s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"))
+info = s.list_corpora()
+sample = next((c for c in info if c.name == SAMPLE_NAME), None)
+if sample is not None and s.embedded_count(SAMPLE_NAME, get_embedder(None, "auto").model_id) < sample.n_docs:
+    st.subheader("First start: embedding the bundled sample")
+    bar = st.progress(0.0, text="Starting…")
+    report = embed_corpus(s, SAMPLE_NAME, get_embedder(None, "auto"),
+                          progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d:,} of {t:,} texts"))
+    st.success(plain(report.summary()))
+
+st.subheader("Corpora in this store")
+st.dataframe([{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in s.list_corpora()],
+             hide_index=True, width="stretch")
+st.caption(f"Store: {plain(s.path)}")
+col1, col2, col3 = st.columns(3)
+col1.page_link("views/map.py", label="See the map", icon=":material/scatter_plot:")
+col2.page_link("views/depth.py", label="Rank by depth", icon=":material/stacked_bar_chart:")
+col3.page_link("views/shift.py", label="Test for a shift", icon=":material/compare_arrows:")

@@ -1,0 +1,67 @@
+"""Map: a 2D projection, coloured by label, depth or metadata; select texts with box or lasso."""
+
+import numpy as np
+import streamlit as st
+from common import (chart_subtitle, depths, model_id, pick_corpus, plain, store, texts_and_metadata,
+                    vectors_or_stop)
+
+from analytics import StoreError
+from analytics.figures import map_figure
+from analytics.projection import corpus_projection
+from analytics.tables import metadata_columns, save_subset
+
+st.title("Map")
+s = store()
+name = pick_corpus()
+vectors_or_stop(name)
+texts, metadata = texts_and_metadata(name)
+
+c1, c2, c3 = st.columns(3)
+method = c1.radio("Method", ["umap", "pca", "tsne"], horizontal=True,
+                  format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get, key="map_method")
+params = {}
+if method == "umap":
+    params["n_neighbors"] = c2.slider("n_neighbors", 2, 100, 15)
+    params["min_dist"] = c3.slider("min_dist", 0.0, 1.0, 0.1, 0.05)
+elif method == "tsne":
+    params["perplexity"] = float(c2.slider("perplexity", 5, 100, 30))
+cols = metadata_columns(metadata)
+color_by = st.selectbox("Colour by", [*cols, "depth", "none"], key="map_color")
+query = st.text_input("Highlight texts containing", key="map_search")
+
+bar = st.progress(0.0, text="Projecting…")
+proj = corpus_projection(s, name, model_id(), method, progress=lambda stage, f: bar.progress(f, text=stage),
+                         **params)
+bar.empty()
+if proj.note:
+    st.caption(plain(proj.note))
+color = None
+if color_by == "depth":
+    color = depths(name)
+elif color_by != "none":
+    color = [m.get(color_by, "") for m in metadata]
+highlight = None
+if query:
+    q = query.lower()
+    highlight = np.array([i for i, t in enumerate(texts) if q in t.lower()], dtype=int)
+    st.caption(f"{len(highlight):,} texts contain the search text.")
+fig = map_figure(proj.coords, texts, color=color, color_name="" if color_by == "none" else color_by,
+                 highlight=highlight, title=f"{name}: {method.upper()} map",
+                 subtitle=chart_subtitle(name, len(texts), proj.describe()))
+event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("box", "lasso"),
+                        key="map_chart", config={"toImageButtonOptions": {"format": "png", "scale": 2}})
+rows = sorted({int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p})
+st.session_state["selection"] = {"corpus": name, "rows": rows}
+if rows:
+    st.subheader(f"{len(rows):,} selected texts")
+    st.dataframe([{"row": i, "text": texts[i], **metadata[i]} for i in rows], hide_index=True,
+                 width="stretch")
+    new = st.text_input("Save the selection as a new corpus named", value=f"{name} (selection)")
+    if st.button("Save selection"):
+        try:
+            save_subset(s, name, new, rows)
+            st.success(f"Saved {len(rows):,} texts as {plain(new)}.")
+        except (ValueError, StoreError) as exc:
+            st.error(plain(exc))
+else:
+    st.caption("Drag a box or lasso on the map to select texts.")

@@ -1,0 +1,59 @@
+"""Shift test: has corpus G moved away from reference corpus F?"""
+
+import streamlit as st
+from common import chart_subtitle, fingerprint, model_id, pick_corpus, plain, store, texts_and_metadata, vectors_or_stop
+
+from analytics import shift_test
+from analytics.figures import shift_histogram
+from analytics.shift import SMALL_SAMPLE
+
+
+@st.cache_data(show_spinner="Running the shift test…", max_entries=16)
+def run_test(path, f_name, g_name, model, fp_f, fp_g, distance, permutations):
+    from common import corpus_vectors
+
+    return shift_test(corpus_vectors(path, f_name, model, fp_f), corpus_vectors(path, g_name, model, fp_g),
+                      distance=distance, permutations=permutations)
+
+
+st.title("Shift test")
+c1, c2 = st.columns(2)
+with c1:
+    f_name = pick_corpus("Reference corpus F", key="shift_f")
+with c2:
+    g_name = pick_corpus("Comparison corpus G", key="shift_g", exclude=f_name)
+distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance")
+permutations = st.select_slider("Permutations", [199, 499, 999, 1999], value=999)
+vectors_or_stop(f_name), vectors_or_stop(g_name)
+s = store()
+r = run_test(str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name),
+             distance, permutations)
+
+m = st.columns(6)
+m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")
+m[1].metric("W", f"{r.w:.2f}", help="Wilcoxon rank-sum statistic, F depths > G depths")
+m[2].metric("p (asymptotic)", f"{r.p:.3g}")
+m[3].metric("p (permutation)", f"{r.p_permutation:.3g}")
+m[4].metric("n F", f"{r.n_f:,}")
+m[5].metric("n G", f"{r.n_g:,}")
+verdict = r.summary().splitlines()[0]
+(st.error if r.significant() else st.success)(plain(verdict))
+with st.expander("What the numbers mean"):
+    st.text(r.summary())
+if r.small_sample:
+    st.warning(f"Fewer than {SMALL_SAMPLE} texts on one side: Q and p are unreliable.")
+st.plotly_chart(shift_histogram(r.depths_f, r.depths_g, name_f=f_name, name_g=g_name,
+                                title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
+                                subtitle=chart_subtitle(f_name, r.n_f + r.n_g,
+                                                        f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}")),
+                width="stretch")
+texts_f, _ = texts_and_metadata(f_name)
+texts_g, _ = texts_and_metadata(g_name)
+deep_f, out_g = r.examples(5)
+a, b = st.columns(2)
+a.subheader(f"Most representative of F")
+a.dataframe([{"depth": round(float(r.depths_f[i]), 4), "text": texts_f[i]} for i in deep_f],
+            hide_index=True, width="stretch")
+b.subheader("Most outlying of G (w.r.t. F)")
+b.dataframe([{"depth": round(float(r.depths_g[i]), 4), "text": texts_g[i]} for i in out_g],
+            hide_index=True, width="stretch")

@@ -1,0 +1,77 @@
+"""Upload: bring a corpus in (or the bundled sample), manage corpora, split one by a column."""
+
+import streamlit as st
+from common import SAMPLE, SAMPLE_NAME, plain, store
+
+from analytics import CorpusError, StoreError, load_corpus
+from analytics.tables import metadata_columns, split_corpus
+
+st.title("Upload")
+s = store()
+
+file = st.file_uploader("Drop a corpus file", type=["csv", "tsv", "jsonl", "ndjson", "parquet", "txt"],
+                        help="CSV, TSV, JSONL, Parquet, or plain text with one document per line.")
+if file is not None:
+    data = file.getvalue()
+    try:
+        first = load_corpus(data, name=file.name)
+        columns = [first.text_column, *first.columns]
+        text_col = st.selectbox("Text column", columns, index=0)
+        corpus = first if text_col == first.text_column else load_corpus(data, text_col, name=file.name)
+    except CorpusError as exc:
+        st.error(plain(exc))
+        st.stop()
+    for note in corpus.notes:
+        st.caption(plain(note))
+    st.write(f"{len(corpus):,} texts; metadata columns: {plain(', '.join(corpus.columns) or 'none')}")
+    st.dataframe([{"text": t, **m} for t, m in zip(corpus.texts[:50], corpus.metadata[:50])],
+                 hide_index=True, width="stretch")
+    name = st.text_input("Corpus name", value=file.name.rsplit(".", 1)[0])
+    if st.button("Save corpus", type="primary"):
+        try:
+            info = s.add_corpus(name, corpus)
+            st.session_state["corpus"] = info.name
+            st.success(f"Saved {plain(info.name)}: {info.n_docs:,} texts. Next: embed it.")
+            st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
+        except StoreError as exc:
+            st.error(plain(exc))
+
+if st.button("Add the bundled sample (AG News, 7,600 texts)"):
+    try:
+        s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"))
+        st.success("Added the sample.")
+    except StoreError as exc:
+        st.error(plain(exc))
+
+st.subheader("Corpora")
+corpora = s.list_corpora()
+st.dataframe([{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in corpora],
+             hide_index=True, width="stretch")
+if corpora:
+    names = [c.name for c in corpora]
+    with st.expander("Rename or delete"):
+        target = st.selectbox("Corpus", names, key="manage")
+        new = st.text_input("New name", key="rename_to")
+        if st.button("Rename") and new:
+            try:
+                s.rename_corpus(target, new)
+                st.rerun()
+            except StoreError as exc:
+                st.error(plain(exc))
+        if st.checkbox(f"Yes, delete this corpus ({len(names)} in the store)", key="confirm_delete"):
+            if st.button("Delete", type="secondary"):
+                s.delete_corpus(target)
+                st.rerun()
+    with st.expander("Split a corpus by a metadata column (for shift tests)"):
+        source = st.selectbox("Corpus to split", names, key="split_source")
+        cols = metadata_columns(s.metadata(source))
+        if cols:
+            column = st.selectbox("Column", cols, key="split_column")
+            if st.button("Split"):
+                try:
+                    made = split_corpus(s, source, column)
+                    st.success(f"Made {len(made)} corpora: " + plain(", ".join(made)))
+                except (ValueError, StoreError) as exc:
+                    st.error(plain(exc))
+        else:
+            st.caption("This corpus has no metadata columns.")

@@ -1,0 +1,130 @@
+"""Each dashboard page's logic with streamlit's AppTest, on a real store and the real model."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, make_corpus
+
+from analytics import Store, embed_corpus
+
+XSS = ["<script>alert(1)</script> breaking news", "<img src=x onerror=alert(1)> markets rally"]
+
+
+@pytest.fixture(scope="module")
+def dash_store(tmp_path_factory, sample_rows, embedder):
+    path = tmp_path_factory.mktemp("dash") / "dash.duckdb"
+    world = [r["text"] for r in sample_rows if r["label"] == "World"][:60]
+    sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:60]
+    with Store(path) as s:
+        s.add_corpus("news", make_corpus(world + sports + XSS, ["World"] * 60 + ["Sports"] * 60 + ["evil"] * 2))
+        s.add_corpus("world", make_corpus(world, ["World"] * 60))
+        s.add_corpus("sports", make_corpus(sports, ["Sports"] * 60))
+        s.add_corpus("not embedded", make_corpus(["one text", "another text"]))
+        for name in ("news", "world", "sports"):
+            embed_corpus(s, name, embedder)
+    return path
+
+
+@pytest.fixture
+def app(dash_store, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EMBEX_STORE", str(dash_store))
+    monkeypatch.setenv("EMBEX_SAMPLE", "0")
+
+    def open_page(page: str, **state):
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180)
+        for k, v in state.items():
+            at.session_state[k] = v
+        at.run()
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def test_home_lists_the_corpora(app):
+    at = app("views/home.py")
+    assert at.title[0].value == "Embedding Explorer"
+    assert set(at.dataframe[0].value["name"]) == {"news", "world", "sports", "not embedded"}
+
+
+def test_embed_page_shows_cache_hits(app):
+    at = app("views/embed.py", corpus="news")
+    assert at.metric[0].value == "122 of 122"
+    assert "Every text is embedded" in at.success[0].value
+    assert at.button[0].disabled
+
+
+def test_pages_point_to_embed_when_vectors_are_missing(app):
+    for page in ("views/map.py", "views/depth.py", "views/shift.py"):
+        at = app(page, corpus="not embedded", shift_f="not embedded")
+        assert any("Embed this corpus on the Embed page first" in w.value for w in at.warning), page
+
+
+def test_map_page_draws_and_searches(app):
+    at = app("views/map.py", corpus="news")
+    at.radio(key="map_method").set_value("pca").run()
+    at.text_input(key="map_search").input("Olympic").run()
+    assert not at.exception
+    assert any("texts contain the search text" in c.value for c in at.caption)
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    title = spec["layout"]["title"]["text"]
+    assert title.startswith("news: PCA map") and "model: sentence-transformers/all-MiniLM-L6-v2" in title
+    hover = [h for trace in spec["data"] for h in trace.get("hovertext", [])]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; breaking news" in hover
+    assert not any("<script>" in h or "<img" in h for h in hover)
+    assert any(t["name"] == "highlighted" for t in spec["data"])
+
+
+def test_depth_page_ranks_and_exports(app):
+    at = app("views/depth.py", corpus="news")
+    ranked = at.dataframe[0].value
+    assert len(ranked) == 122 and list(ranked["rank"][:3]) == [1, 2, 3]
+    assert ranked["depth"].is_monotonic_decreasing
+    assert at.get("download_button")
+    summary = at.dataframe[1].value
+    assert set(summary["label"]) == {"World", "Sports", "evil"}
+
+
+def test_outliers_page_flags_and_explains(app):
+    at = app("views/outliers.py", corpus="news")
+    assert any("outliers flagged" in m.value for m in at.markdown)
+    assert len(at.expander) == 7  # 5% of 122, rounded up
+
+
+def test_shift_page_detects_a_topic_shift(app):
+    at = app("views/shift.py", shift_f="world", shift_g="sports")
+    values = {m.label: m.value for m in at.metric}
+    assert float(values["Q"]) < 0.3 and values["n F"] == "60" and values["n G"] == "60"
+    assert "G has shifted away from F" in at.error[0].value
+
+
+def test_shift_page_on_no_shift_says_so(app):
+    at = app("views/shift.py", shift_f="news", shift_g="world")
+    assert "No" in at.success[0].value
+
+
+def test_retrieval_page_finds_sports_for_a_sports_query(app):
+    at = app("views/retrieval.py", corpus="news")
+    at.text_input[0].input("Olympic gold medal swimming").run()
+    hits = at.dataframe[0].value
+    assert len(hits) == 10 and list(hits["rank"]) == list(range(1, 11))
+    assert (hits["label"] == "Sports").sum() >= 7
+
+
+def test_upload_page_lists_corpora_and_splits(app, dash_store):
+    at = app("views/upload.py")
+    assert len(at.dataframe[0].value) == 4
+    at.selectbox(key="split_source").set_value("news").run()
+    at.button[2].click().run()  # Split
+    assert "Made 3 corpora" in at.success[0].value
+    with Store(dash_store) as s:
+        names = [c.name for c in s.list_corpora()]
+        assert "news [label=Sports]" in names
+        for n in ("news [label=World]", "news [label=Sports]", "news [label=evil]"):
+            s.delete_corpus(n)
