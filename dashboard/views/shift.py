@@ -24,7 +24,8 @@ with c2:
     g_name = pick_corpus("Comparison corpus G", key="shift_g", exclude=f_name)
 distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance")
 permutations = st.select_slider("Permutations", [199, 499, 999, 1999], value=999)
-vectors_or_stop(f_name), vectors_or_stop(g_name)
+vectors_or_stop(f_name)
+vectors_or_stop(g_name)
 s = store()
 r = run_test(str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name),
              distance, permutations)

@@ -1,0 +1,191 @@
+"""End to end in a real browser: the real server on a free port, Debian chromium driven by
+Playwright, a walk through every page as a user would, a screenshot of each page under
+test-artifacts/ (git-ignored), and hostile texts that must show as text and never run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (scripts/test installs Debian chromium "
+                "where it can).", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_STORE": str(tmp / "e2e.duckdb"), "EMBEX_SAMPLE": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+            time.sleep(0.3)
+    yield url, tmp
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def corpus_file(server, sample_rows):
+    _, tmp = server
+    path = tmp / "e2e news.csv"
+    world = [r["text"] for r in sample_rows if r["label"] == "World"][:40]
+    sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:40]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([(t, "World") for t in world] + [(t, "Sports") for t in sports] + [(x, "World") for x in XSS])
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("heading", name=title if title != "Home" else "Embedding Explorer").first.wait_for()
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def idle(page, timeout: float = 120_000) -> None:
+    """Wait until the app has finished running the page's script."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_walk_every_page(server, corpus_file, browser):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.get_by_role("heading", name="Embedding Explorer").wait_for(timeout=60_000)
+    shot(page, "01-home")
+
+    go(page, "Upload")
+    bad = corpus_file.with_name("bad.csv")
+    bad.write_bytes("text\ncaf\xe9\n".encode("latin-1"))
+    page.locator('input[type="file"]').set_input_files(str(bad))
+    page.get_by_text("is not valid utf-8").wait_for()
+    page.locator('input[type="file"]').set_input_files(str(corpus_file))
+    page.get_by_role("button", name="Save corpus").wait_for()
+    page.get_by_label("Corpus name").fill("e2e")
+    page.get_by_label("Corpus name").press("Enter")
+    idle(page)
+    page.get_by_role("button", name="Save corpus").click()
+    page.get_by_text("Saved e2e: 82 texts").wait_for()
+    page.get_by_text("Split a corpus by a metadata column").click()
+    page.get_by_role("button", name="Split").click()
+    page.get_by_text("Made 2 corpora").wait_for(state="attached")  # inside the (re-collapsed) expander
+    shot(page, "02-upload")
+
+    go(page, "Embed")
+    page.get_by_role("button", name="Embed", exact=True).click()
+    page.get_by_text("new text(s) on").wait_for(timeout=180_000)
+    assert "82 new text(s)" in page.get_by_text("new text(s) on").inner_text()
+    shot(page, "03-embed")
+
+    go(page, "Map")
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for(timeout=180_000)
+    idle(page)
+    page.get_by_text("e2e: UMAP map").first.wait_for()
+    shot(page, "04-map")
+    plot.screenshot(path=str(ARTIFACTS / "map-chart.png"))
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 5, y0 + 5)
+    page.mouse.down()
+    for fx, fy in ((0.99, 0.01), (0.99, 0.99), (0.01, 0.99), (0.01, 0.02)):
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    page.mouse.up()
+    page.get_by_text("selected texts").first.wait_for(timeout=60_000)
+    selected = page.get_by_role("heading", name="selected texts").inner_text()
+    assert int(selected.split()[0]) >= 40
+    shot(page, "05-map-selection")
+
+    go(page, "Depth")
+    page.get_by_text("The median text").wait_for(timeout=60_000)
+    idle(page)
+    page.get_by_text("TTE depth (cosine)").first.wait_for()
+    shot(page, "06-depth")
+
+    go(page, "Outliers")
+    page.get_by_text("5 outliers flagged").wait_for(timeout=60_000)
+    page.locator('[data-testid="stExpander"]').nth(4).wait_for()
+    idle(page)
+    shot(page, "07-outliers")
+    shown = page.locator('[data-testid="stMain"]').inner_text()
+    for hostile in XSS:  # shown as the text it is
+        assert hostile in shown
+
+    go(page, "Shift test")
+    idle(page)
+    choose(page, "Reference corpus F", "e2e [label=World]")
+    idle(page)
+    choose(page, "Comparison corpus G", "e2e [label=Sports]")
+    idle(page)
+    page.get_by_test_id("stAlertContentError").get_by_text("G has shifted away from F").wait_for(timeout=60_000)
+    q = float(page.locator('[data-testid="stMetric"]').filter(has_text="Q").first
+              .locator('[data-testid="stMetricValue"]').inner_text())
+    assert q < 0.3
+    assert page.locator('[data-testid="stDataFrame"]').count() == 2  # the two example tables, nothing else
+    shot(page, "08-shift")
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    page.locator('[data-testid="stMain"]').screenshot(path=str(ARTIFACTS / "shift-page.png"))
+
+    go(page, "Retrieval")
+    idle(page)
+    page.get_by_label("Query").fill("Olympic gold medal")
+    page.get_by_label("Query").press("Enter")
+    page.get_by_text("Top 10 for the query").wait_for(timeout=60_000)
+    idle(page)
+    shot(page, "09-retrieval")
+
+    assert dialogs == [], f"user text ran as code: {dialogs}"
