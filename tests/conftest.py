@@ -75,3 +75,47 @@ def make_corpus(texts, labels=None, source="test"):
 
     labels = labels or ["x"] * len(texts)
     return Corpus(list(texts), [{"label": label} for label in labels], "text", source)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+from contextlib import contextmanager  # noqa: E402
+
+
+@contextmanager
+def streamlit_server(store_path, *, timeout: float = 60):
+    """The real dashboard server on a free localhost port, with its own store; yields its URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_STORE": str(store_path), "EMBEX_SAMPLE": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
+                    pytest.fail(f"streamlit did not come up on {url}: {out[-2000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
