@@ -23,7 +23,7 @@ import numpy as np
 
 from .corpus import Corpus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MAX_NAME = 200
 _MAX_DIM = 65536
 
@@ -39,6 +39,7 @@ class CorpusInfo:
     source: str | None
     text_column: str | None
     created: datetime
+    label_column: str | None = None
 
 
 def text_hash(text: str) -> str:
@@ -91,8 +92,13 @@ def _v2(cur) -> None:
     )
 
 
+def _v3(cur) -> None:
+    # which metadata column holds the label (colours the map, groups depth summaries)
+    cur.execute("ALTER TABLE corpora ADD COLUMN label_column VARCHAR")
+
+
 #: MIGRATIONS[i] takes a store from version i to i + 1
-MIGRATIONS = (_v1, _v2)
+MIGRATIONS = (_v1, _v2, _v3)
 
 
 def _one(cur, sql: str, params=()):
@@ -214,11 +220,15 @@ class Store:
             )
         return int(row[0])
 
-    def add_corpus(self, name: str, corpus: Corpus, *, replace: bool = False) -> CorpusInfo:
-        """Store ``corpus`` under ``name`` in one transaction."""
+    def add_corpus(self, name: str, corpus: Corpus, *, replace: bool = False,
+                   label_column: str | None = None) -> CorpusInfo:
+        """Store ``corpus`` under ``name`` in one transaction. ``label_column`` names the metadata
+        column that labels the texts (the map colours by it)."""
         import pyarrow as pa
 
         name = self.check_name(name)
+        if label_column is not None and label_column not in corpus.columns:
+            raise StoreError(f"The corpus has no metadata column {label_column!r} to use as its label.")
         if not len(corpus):
             raise StoreError("The corpus has no documents; nothing was stored.")
         docs = pa.table({
@@ -236,8 +246,9 @@ class Store:
             if exists:
                 cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
                 cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
-            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs) VALUES (?, ?, ?, ?) "
-                "RETURNING corpus_id", [name, corpus.source, corpus.text_column, len(corpus)])[0]
+            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs, label_column) "
+                       "VALUES (?, ?, ?, ?, ?) RETURNING corpus_id",
+                       [name, corpus.source, corpus.text_column, len(corpus), label_column])[0]
             cur.register("incoming_docs", docs)
             try:
                 cur.execute(
@@ -249,14 +260,15 @@ class Store:
         return self.corpus_info(name)
 
     def corpus_info(self, name: str) -> CorpusInfo:
-        row = _one(self._cur(), "SELECT name, n_docs, source, text_column, created FROM corpora WHERE name = ?", [name])
+        row = _one(self._cur(), "SELECT name, n_docs, source, text_column, created, label_column FROM corpora WHERE name = ?", [name])
         if row is None:
             self._corpus_id(name)  # raises with the list of known corpora
         return CorpusInfo(*row)
 
     def list_corpora(self) -> list[CorpusInfo]:
         rows = self._cur().execute(
-            "SELECT name, n_docs, source, text_column, created FROM corpora ORDER BY created, name"
+            "SELECT name, n_docs, source, text_column, created, label_column FROM corpora "
+            "ORDER BY created, name"
         ).fetchall()
         return [CorpusInfo(*r) for r in rows]
 

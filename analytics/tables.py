@@ -45,7 +45,7 @@ def save_subset(store: Store, name: str, new_name: str, rows) -> int:
     texts, metadata = store.texts(name), store.metadata(name)
     info = store.corpus_info(name)
     store.add_corpus(new_name, Corpus([texts[i] for i in rows], [metadata[i] for i in rows],
-                                      info.text_column, f"{name} (subset)"))
+                                      info.text_column, f"{name} (subset)"), label_column=info.label_column)
     return len(rows)
 
 

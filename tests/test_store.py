@@ -23,21 +23,29 @@ def unit_vectors(n, d=8, seed=0):
 
 
 def test_fresh_store_is_at_the_current_schema(store):
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert store.list_corpora() == []
 
 
 def test_migration_on_open_keeps_data(tmp_path):
     path = tmp_path / "old.duckdb"
-    with Store(path, migrate_to=1) as old:
+    with Store(path, migrate_to=1) as old:  # a store as version 1 of the program wrote it
         assert old.schema_version() == 1
-        old.add_corpus("kept", make_corpus(["a", "b"]))
+        cur = old._cur()
+        cur.execute("INSERT INTO corpora (name, source, text_column, n_docs) VALUES ('kept', 'x', 'text', 2)")
+        for pos, t in enumerate(["a", "b"]):
+            cur.execute("INSERT INTO documents VALUES (1, ?, ?, ?, '{}')", [pos, text_hash(t), t])
     with duckdb.connect(str(path)) as con:
         assert not con.execute("SELECT * FROM information_schema.tables WHERE table_name='results'").fetchall()
     with Store(path) as new:
-        assert new.schema_version() == 2
+        assert new.schema_version() == 3
         assert new.texts("kept") == ["a", "b"]
         assert new._cur().execute("SELECT count(*) FROM results").fetchall() == [(0,)]
+        assert new.corpus_info("kept").label_column is None  # v3's column, added to old rows
+        new.add_corpus("labelled", make_corpus(["c"], ["x"]), label_column="label")
+        assert new.corpus_info("labelled").label_column == "label"
+        with pytest.raises(StoreError, match="no metadata column 'topic'"):
+            new.add_corpus("bad label", make_corpus(["c"]), label_column="topic")
 
 
 def test_store_from_a_newer_version_is_refused_untouched(tmp_path):

@@ -1,7 +1,7 @@
 """Depth: texts ranked from most representative to most outlying."""
 
 import streamlit as st
-from common import chart_subtitle, csv_bytes, depths, pick_corpus, texts_and_metadata
+from common import chart_subtitle, csv_bytes, depths, pick_corpus, store, texts_and_metadata
 
 from analytics import median_index
 from analytics.figures import depth_histogram
@@ -27,6 +27,7 @@ st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"depth": st.column_config.NumberColumn(format="%.4f")})
 st.download_button("Download CSV", csv_bytes(rows), file_name=f"depth-{distance}.csv", mime="text/csv")
 cols = metadata_columns(metadata)
+label = store().corpus_info(name).label_column
 if cols:
-    col = st.selectbox("Depth by", cols)
+    col = st.selectbox("Depth by", cols, index=cols.index(label) if label in cols else 0)
     st.dataframe(label_summary(metadata, d, col), hide_index=True, width="stretch")

@@ -14,7 +14,7 @@ st.write("Understand a corpus through its text embeddings: a 2D map, TTE depth (
 
 s = store()
 if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
-    s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"))
+    s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"), label_column="label")
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
 if sample is not None and s.embedded_count(SAMPLE_NAME, get_embedder(None, "auto").model_id) < sample.n_docs:

@@ -25,8 +25,10 @@ if method == "umap":
     params["min_dist"] = c3.slider("min_dist", 0.0, 1.0, 0.1, 0.05)
 elif method == "tsne":
     params["perplexity"] = float(c2.slider("perplexity", 5, 100, 30))
+label = s.corpus_info(name).label_column
 cols = metadata_columns(metadata)
-color_by = st.selectbox("Colour by", [*cols, "depth", "none"], key="map_color")
+options = [*([label] if label in cols else []), *[c for c in cols if c != label], "depth", "none"]
+color_by = st.selectbox("Colour by", options, key="map_color")
 query = st.text_input("Highlight texts containing", key="map_search")
 
 bar = st.progress(0.0, text="Projecting…")

@@ -26,10 +26,14 @@ if file is not None:
     st.write(f"{len(corpus):,} texts; metadata columns: {plain(', '.join(corpus.columns) or 'none')}")
     st.dataframe([{"text": t, **m} for t, m in zip(corpus.texts[:50], corpus.metadata[:50])],
                  hide_index=True, width="stretch")
+    guess = next((c for c in corpus.columns if c.lower() in ("label", "labels", "category", "class", "topic")), None)
+    label_options = ["(none)", *corpus.columns]
+    label_col = st.selectbox("Label column (colours the map)", label_options,
+                             index=label_options.index(guess) if guess else 0)
     name = st.text_input("Corpus name", value=file.name.rsplit(".", 1)[0])
     if st.button("Save corpus", type="primary"):
         try:
-            info = s.add_corpus(name, corpus)
+            info = s.add_corpus(name, corpus, label_column=None if label_col == "(none)" else label_col)
             st.session_state["corpus"] = info.name
             st.success(f"Saved {plain(info.name)}: {info.n_docs:,} texts. Next: embed it.")
             st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
@@ -38,14 +42,15 @@ if file is not None:
 
 if st.button("Add the bundled sample (AG News, 7,600 texts)"):
     try:
-        s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"))
+        s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"), label_column="label")
         st.success("Added the sample.")
     except StoreError as exc:
         st.error(plain(exc))
 
 st.subheader("Corpora")
 corpora = s.list_corpora()
-st.dataframe([{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in corpora],
+st.dataframe([{"name": c.name, "texts": c.n_docs, "label column": c.label_column, "source": c.source,
+               "created": c.created} for c in corpora],
              hide_index=True, width="stretch")
 if corpora:
     names = [c.name for c in corpora]
