@@ -4,8 +4,6 @@ keyed by the corpus fingerprint, the corpus picker, and safe display of user tex
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
@@ -13,8 +11,6 @@ from analytics import Store, tte_depth
 from analytics.embedding import DEFAULT_MODEL, Embedder
 from analytics.store import default_store_path
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "ag_news.csv"
-SAMPLE_NAME = "AG News (sample)"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 

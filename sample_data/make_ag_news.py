@@ -1,6 +1,7 @@
 """Rebuild ``ag_news.csv`` from the AG News test split (run from the repo root).
 
     python sample_data/make_ag_news.py ../shared/data/ag_news
+    python sample_data/make_ag_news.py --vectors     # ag_news.vectors.npy, with the bundled model
 
 The raw file has no header, HTML entities written without their ``&`` (``#39;``), and a
 backslash where the original had a line break. We decode the entities, turn those
@@ -40,7 +41,25 @@ def convert(src: Path, dst: Path) -> int:
     return n
 
 
+def write_vectors(csv_path: Path, out: Path) -> None:
+    """The sample's embeddings from the bundled all-MiniLM-L6-v2 (float32, unit rows, row
+    order of the CSV), so a first start shows the map without waiting for the model."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from analytics.embedding import Embedder
+
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        texts = [r["text"] for r in csv.DictReader(f)]
+    np.save(out, Embedder(device="cpu").encode(texts))
+    print(f"wrote {len(texts)} vectors to {out}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--vectors"]:
+        here = Path(__file__).resolve().parent
+        write_vectors(here / "ag_news.csv", here / "ag_news.vectors.npy")
+        raise SystemExit
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/ag_news")
     out = Path(__file__).with_name("ag_news.csv")
     print(f"wrote {convert(source / 'test.csv', out)} rows to {out}")

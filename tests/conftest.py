@@ -89,8 +89,9 @@ from contextlib import contextmanager  # noqa: E402
 
 
 @contextmanager
-def streamlit_server(store_path, *, timeout: float = 60):
-    """The real dashboard server on a free localhost port, with its own store; yields its URL."""
+def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
+    """The real dashboard server on a free localhost port, with its own store; yields its URL.
+    ``sample``: whether Home loads the bundled sample into an empty store (as a first start)."""
     import os
     import subprocess
     import sys
@@ -98,7 +99,8 @@ def streamlit_server(store_path, *, timeout: float = 60):
     import urllib.request
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_STORE": str(store_path), "EMBEX_SAMPLE": "0"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_STORE": str(store_path),
+           "EMBEX_SAMPLE": "1" if sample else "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],

@@ -3,9 +3,11 @@
 import os
 
 import streamlit as st
-from common import SAMPLE, SAMPLE_NAME, get_embedder, plain, store
+from common import get_embedder, plain, store
 
-from analytics import embed_corpus, load_corpus
+from analytics import embed_corpus
+from analytics.embedding import model_id_for
+from analytics.sample import SAMPLE_NAME, add_sample
 
 st.title("Embedding Explorer")
 st.write("Understand a corpus through its text embeddings: a 2D map, TTE depth (most "
@@ -14,10 +16,10 @@ st.write("Understand a corpus through its text embeddings: a 2D map, TTE depth (
 
 s = store()
 if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
-    s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"), label_column="label")
+    add_sample(s)  # with its precomputed vectors when they ship beside it
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
-if sample is not None and s.embedded_count(SAMPLE_NAME, get_embedder(None, "auto").model_id) < sample.n_docs:
+if sample is not None and s.embedded_count(SAMPLE_NAME, model_id_for(None)) < sample.n_docs:
     st.subheader("First start: embedding the bundled sample")
     bar = st.progress(0.0, text="Starting…")
     report = embed_corpus(s, SAMPLE_NAME, get_embedder(None, "auto"),

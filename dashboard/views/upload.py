@@ -1,9 +1,10 @@
 """Upload: bring a corpus in (or the bundled sample), manage corpora, split one by a column."""
 
 import streamlit as st
-from common import SAMPLE, SAMPLE_NAME, plain, store
+from common import plain, store
 
 from analytics import CorpusError, StoreError, load_corpus
+from analytics.sample import add_sample
 from analytics.tables import metadata_columns, split_corpus
 
 st.title("Upload")
@@ -42,7 +43,7 @@ if file is not None:
 
 if st.button("Add the bundled sample (AG News, 7,600 texts)"):
     try:
-        s.add_corpus(SAMPLE_NAME, load_corpus(SAMPLE, "text"), label_column="label")
+        add_sample(s)
         st.success("Added the sample.")
     except StoreError as exc:
         st.error(plain(exc))

@@ -1,0 +1,52 @@
+"""A newcomer's first start: a fresh store, the dashboard opens Home, which stores the bundled
+sample with its shipped vectors (or embeds it, with a progress bar, where they are missing);
+then the Map page draws it. Times each step in Chromium.
+
+    .venv/bin/python benchmarks/bench_first_start.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from _common import machine  # noqa: E402
+from conftest import streamlit_server  # noqa: E402
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    print(f"machine: {machine()}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        t_start = time.perf_counter()
+        with streamlit_server(Path(tmp) / "first.duckdb", sample=True) as url, sync_playwright() as p:
+            t_server = time.perf_counter() - t_start
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t0 = time.perf_counter()
+            page.goto(url)
+            page.get_by_text("Corpora in this store").wait_for(timeout=600_000)
+            t_home = time.perf_counter() - t0
+            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Map", exact=True).click()
+            page.get_by_text("AG News (sample): UMAP map").first.wait_for(timeout=600_000)
+            page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=600_000)
+            t_map = time.perf_counter() - t0
+            page.screenshot(path=str(HERE / ".cache" / "first-start-map.png"))
+            browser.close()
+    print("| first start, fresh store, 7,600 sample texts | seconds |")
+    print("|---|---:|")
+    print(f"| server up (health check answers) | {t_server:.1f} |")
+    print(f"| page open to Home ready (sample stored with its vectors) | {t_home:.1f} |")
+    print(f"| page open to UMAP map of the sample drawn | {t_map:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
