@@ -142,6 +142,37 @@ def cmd_import_vectors(args, store: Store) -> None:
           [f"Imported {len(vectors):,} vectors for {args.name!r} as {args.model_id!r} ({added:,} new)."])
 
 
+def cmd_report(args, store: Store) -> None:
+    from .embedding import model_id_for
+    from .export import figure_image
+    from .report import build_report
+
+    report = build_report(store, args.name, model_id_for(args.model), compare=args.compare,
+                          method=args.method, permutations=args.permutations)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.html, encoding="utf-8")
+    written = [str(out)]
+    if args.png_dir:
+        png_dir = Path(args.png_dir)
+        png_dir.mkdir(parents=True, exist_ok=True)
+        for key, fig in report.figures.items():
+            path = png_dir / f"{key}.png"
+            path.write_bytes(figure_image(fig, "png", scale=args.scale))
+            written.append(str(path))
+    data = {"report": str(out), "files": written}
+    if report.shift is not None:
+        data.update(q=report.shift.q, p=report.shift.p, p_permutation=report.shift.p_permutation)
+    _emit(args, data, [f"Wrote {f}" for f in written])
+
+
+def cmd_screenshot(args, store: None) -> None:
+    from .screenshot import screenshot_urls
+
+    paths = screenshot_urls(args.urls, args.out, width=args.width, height=args.height)
+    _emit(args, {"files": [str(p) for p in paths]}, [f"Wrote {p}" for p in paths])
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", type=Path, default=argparse.SUPPRESS,
@@ -193,6 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.set_defaults(func=cmd_delete)
 
+    s = sub.add_parser("report", parents=[common], help="write a self-contained HTML report")
+    s.add_argument("name")
+    s.add_argument("--compare", metavar="NAME2", help="also test whether NAME2 has shifted away from NAME")
+    s.add_argument("--out", required=True, help="FILE.html")
+    s.add_argument("--model", default=None)
+    s.add_argument("--method", choices=["umap", "pca", "tsne"], default="umap")
+    s.add_argument("--permutations", type=int, default=999)
+    s.add_argument("--png-dir", help="also write each figure as a PNG here")
+    s.add_argument("--scale", type=float, default=2.0, help="PNG scale (2 = twice 1200x700)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("screenshot", parents=[common], help="save PNGs of pages (deep links) in headless Chromium")
+    s.add_argument("urls", nargs="+", metavar="URL")
+    s.add_argument("--out", required=True, help="folder for the PNGs")
+    s.add_argument("--width", type=int, default=1400)
+    s.add_argument("--height", type=int, default=900)
+    # no store: it runs beside the dashboard, which holds the store file open
+    s.set_defaults(func=cmd_screenshot, needs_store=False)
+
     s = sub.add_parser("import-vectors", parents=[common], help="cache precomputed vectors")
     s.add_argument("name")
     s.add_argument("file", help=".npy, .npz (vectors, ids) or .parquet with a list column")
@@ -206,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     args.json = getattr(args, "json", False)
     store_path = getattr(args, "store", None) or default_store_path()
     try:
+        if not getattr(args, "needs_store", True):
+            args.func(args, None)
+            return 0
         with Store(store_path) as store:
             args.func(args, store)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, RuntimeError) as exc:
         print(f"embex: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,8 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from conftest import streamlit_server  # noqa: E402
 
+from analytics.screenshot import CHROMIUM_ARGS  # noqa: E402
+
 from analytics import Store, import_vectors  # noqa: E402
 from analytics.corpus import Corpus  # noqa: E402
 from analytics.embedding import DEFAULT_MODEL  # noqa: E402
@@ -69,8 +71,7 @@ def main() -> None:
     prepare(store)
     results = {}
     with streamlit_server(store) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         for n in SIZES:
             name = f"ui-{n // 1000}k"
             times = []

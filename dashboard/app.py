@@ -13,7 +13,13 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-st.set_page_config(page_title="Embedding Explorer", page_icon=":material/scatter_plot:", layout="wide")
+PRESENTATION = st.query_params.get("presentation") in ("1", "true")
+st.set_page_config(page_title="Embedding Explorer", page_icon=":material/scatter_plot:", layout="wide",
+                   initial_sidebar_state="collapsed" if PRESENTATION else "auto")
+if PRESENTATION:  # clean screenshots: no sidebar, header, toolbar or footer (static CSS, no user text)
+    st.html("<style>[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],"
+            "[data-testid='stHeader'],[data-testid='stToolbar'],[data-testid='stDecoration'],"
+            "footer{display:none !important}</style>")
 
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
@@ -24,5 +30,6 @@ pages = [
     st.Page("views/outliers.py", title="Outliers", icon=":material/report:"),
     st.Page("views/shift.py", title="Shift test", icon=":material/compare_arrows:"),
     st.Page("views/retrieval.py", title="Retrieval", icon=":material/search:"),
+    st.Page("views/report.py", title="Report", icon=":material/description:"),
 ]
-st.navigation(pages).run()
+st.navigation(pages, position="hidden" if PRESENTATION else "sidebar").run()

@@ -84,10 +84,11 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None 
         st.info("No corpus yet. Add one on the Upload page.")
         st.page_link("views/upload.py", label="Go to Upload", icon=":material/upload:")
         st.stop()
-    current = st.session_state.get(key)
+    current = st.session_state.get(key) or st.query_params.get(key)
     index = names.index(current) if current in names else 0
     choice = st.selectbox(label, names, index=index, key=f"_{key}_select")
     st.session_state[key] = choice
+    set_url(**{key: choice})
     return choice
 
 
@@ -107,3 +108,42 @@ def csv_bytes(rows: list[dict]) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode("utf-8")
+
+
+def url_param(key: str, default, cast=str):
+    """A view parameter from the URL (deep links); a malformed one is reported and ignored."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return default
+    try:
+        return cast(raw)
+    except (TypeError, ValueError):
+        st.warning(f"Ignoring the link's {plain(key)}={plain(raw)}: not a valid value.")
+        return default
+
+
+def set_url(**params) -> None:
+    """Keep the view's parameters in the URL, so copying it reproduces the view."""
+    for k, v in params.items():
+        if st.query_params.get(k) != str(v):
+            st.query_params[k] = str(v)
+
+
+def export_controls(fig, stem: str, key: str) -> None:
+    """PNG (at a chosen scale) and SVG downloads of a figure, rendered by kaleido on request."""
+    from analytics.export import figure_image
+
+    with st.expander("Export this chart"):
+        scale = st.select_slider("PNG scale", [1, 2, 3, 4], value=2, key=f"{key}-scale")
+        if st.button("Prepare PNG and SVG", key=f"{key}-prepare"):
+            try:
+                st.session_state[f"{key}-png"] = figure_image(fig, "png", scale=scale)
+                st.session_state[f"{key}-svg"] = figure_image(fig, "svg")
+            except RuntimeError as exc:
+                st.error(plain(exc))
+        if f"{key}-png" in st.session_state:
+            c1, c2 = st.columns(2)
+            c1.download_button("Download PNG", st.session_state[f"{key}-png"], f"{stem}.png", "image/png",
+                               key=f"{key}-dl-png")
+            c2.download_button("Download SVG", st.session_state[f"{key}-svg"], f"{stem}.svg", "image/svg+xml",
+                               key=f"{key}-dl-svg")

@@ -8,6 +8,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from analytics.screenshot import CHROMIUM_ARGS
 from conftest import ROOT, streamlit_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,8 +44,7 @@ def corpus_file(server, sample_rows):
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

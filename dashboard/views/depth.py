@@ -1,7 +1,8 @@
 """Depth: texts ranked from most representative to most outlying."""
 
 import streamlit as st
-from common import chart_subtitle, csv_bytes, depths, pick_corpus, store, texts_and_metadata
+from common import (chart_subtitle, csv_bytes, depths, export_controls, pick_corpus, set_url, store,
+                    texts_and_metadata, url_param)
 
 from analytics import median_index
 from analytics.figures import depth_histogram
@@ -9,7 +10,9 @@ from analytics.tables import depth_rows, label_summary, metadata_columns
 
 st.title("Depth")
 name = pick_corpus()
-distance = st.radio("Distance", ["cosine", "chord"], horizontal=True)
+distance = st.radio("Distance", ["cosine", "chord"], horizontal=True,
+                    index=1 if url_param("distance", "cosine") == "chord" else 0)
+set_url(distance=distance)
 d = depths(name, distance)
 texts, metadata = texts_and_metadata(name)
 med = median_index(d)
@@ -18,9 +21,10 @@ st.subheader("The median text: the most representative of the corpus")
 box = st.container(border=True)
 box.text(texts[med])
 box.caption(f"depth {d[med]:.4f} · row {med}")
-st.plotly_chart(depth_histogram(d, title=f"{name}: TTE depth ({distance})",
-                                subtitle=chart_subtitle(name, len(d)), median_depth=float(d[med])),
-                width="stretch")
+hist = depth_histogram(d, title=f"{name}: TTE depth ({distance})", subtitle=chart_subtitle(name, len(d)),
+                       median_depth=float(d[med]))
+st.plotly_chart(hist, width="stretch")
+export_controls(hist, f"{name}-depth", "depth-export")
 rows = depth_rows(texts, metadata, d)
 st.subheader("All texts, most representative first")
 st.dataframe(rows, hide_index=True, width="stretch",

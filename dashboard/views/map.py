@@ -2,8 +2,8 @@
 
 import numpy as np
 import streamlit as st
-from common import (chart_subtitle, depths, model_id, pick_corpus, plain, store, texts_and_metadata,
-                    vectors_or_stop)
+from common import (chart_subtitle, depths, export_controls, model_id, pick_corpus, plain, set_url, store,
+                    texts_and_metadata, url_param, vectors_or_stop)
 
 from analytics import StoreError
 from analytics.figures import map_figure
@@ -17,18 +17,23 @@ vectors_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 
 c1, c2, c3 = st.columns(3)
-method = c1.radio("Method", ["umap", "pca", "tsne"], horizontal=True,
+methods = ["umap", "pca", "tsne"]
+start = url_param("method", "umap")
+method = c1.radio("Method", methods, index=methods.index(start) if start in methods else 0, horizontal=True,
                   format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get, key="map_method")
 params = {}
 if method == "umap":
-    params["n_neighbors"] = c2.slider("n_neighbors", 2, 100, 15)
-    params["min_dist"] = c3.slider("min_dist", 0.0, 1.0, 0.1, 0.05)
+    params["n_neighbors"] = c2.slider("n_neighbors", 2, 100, min(max(url_param("n_neighbors", 15, int), 2), 100))
+    params["min_dist"] = c3.slider("min_dist", 0.0, 1.0, min(max(url_param("min_dist", 0.1, float), 0.0), 1.0), 0.05)
 elif method == "tsne":
-    params["perplexity"] = float(c2.slider("perplexity", 5, 100, 30))
+    params["perplexity"] = float(c2.slider("perplexity", 5, 100, min(max(url_param("perplexity", 30, int), 5), 100)))
+set_url(method=method, **params)
 label = s.corpus_info(name).label_column
 cols = metadata_columns(metadata)
 options = [*([label] if label in cols else []), *[c for c in cols if c != label], "depth", "none"]
-color_by = st.selectbox("Colour by", options, key="map_color")
+wanted = url_param("color", options[0])
+color_by = st.selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0, key="map_color")
+set_url(color=color_by)
 query = st.text_input("Highlight texts containing", key="map_search")
 
 bar = st.progress(0.0, text="Projecting…")
@@ -52,6 +57,7 @@ fig = map_figure(proj.coords, texts, color=color, color_name="" if color_by == "
                  subtitle=chart_subtitle(name, len(texts), proj.describe()))
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("box", "lasso"),
                         key="map_chart", config={"toImageButtonOptions": {"format": "png", "scale": 2}})
+export_controls(fig, f"{name}-{method}-map", "map-export")
 rows = sorted({int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p})
 st.session_state["selection"] = {"corpus": name, "rows": rows}
 if rows:

@@ -1,8 +1,8 @@
 """Retrieval: query the corpus, see hits on the map, "more like this", and evaluation."""
 
 import streamlit as st
-from common import (chart_subtitle, fingerprint, get_embedder, model_id, pick_corpus, plain, store,
-                    texts_and_metadata, vectors_or_stop)
+from common import (chart_subtitle, export_controls, fingerprint, get_embedder, model_id, pick_corpus, plain,
+                    store, texts_and_metadata, vectors_or_stop)
 
 from analytics.embedding import DEFAULT_MODEL
 from analytics.evaluation import evaluate, load_qrels
@@ -49,9 +49,10 @@ if hits is not None:
         st.session_state.pop("query", None)
         st.rerun()
     proj = corpus_projection(s, name, model_id(), "pca")
-    st.plotly_chart(map_figure(proj.coords, texts, highlight=ids, title=f"{name}: results on the map",
-                               subtitle=chart_subtitle(name, len(texts), proj.describe())),
-                    width="stretch")
+    hits_map = map_figure(proj.coords, texts, highlight=ids, title=f"{name}: results on the map",
+                          subtitle=chart_subtitle(name, len(texts), proj.describe()))
+    st.plotly_chart(hits_map, width="stretch")
+    export_controls(hits_map, f"{name}-results-map", "retrieval-export")
 
 with st.expander("Evaluate with relevance judgements"):
     st.caption("Upload queries (CSV: query-id, text) and judgements (CSV/TSV: query-id, corpus-id, "

@@ -1,7 +1,8 @@
 """Shift test: has corpus G moved away from reference corpus F?"""
 
 import streamlit as st
-from common import chart_subtitle, fingerprint, model_id, pick_corpus, plain, store, texts_and_metadata, vectors_or_stop
+from common import (chart_subtitle, export_controls, fingerprint, model_id, pick_corpus, plain, set_url, store,
+                    texts_and_metadata, url_param, vectors_or_stop)
 
 from analytics import shift_test
 from analytics.figures import shift_histogram
@@ -22,7 +23,9 @@ with c1:
     f_name = pick_corpus("Reference corpus F", key="shift_f")
 with c2:
     g_name = pick_corpus("Comparison corpus G", key="shift_g", exclude=f_name)
-distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance")
+distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance",
+                    index=1 if url_param("distance", "cosine") == "chord" else 0)
+set_url(distance=distance)
 permutations = st.select_slider("Permutations", [199, 499, 999, 1999], value=999)
 vectors_or_stop(f_name)
 vectors_or_stop(g_name)
@@ -30,10 +33,10 @@ s = store()
 r = run_test(str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name),
              distance, permutations)
 
-m = st.columns(6)
+m = [*st.columns(3), *st.columns(3)]  # two rows: long p-values stay legible in screenshots
 m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")
 m[1].metric("W", f"{r.w:.2f}", help="Wilcoxon rank-sum statistic, F depths > G depths")
-m[2].metric("p (asymptotic)", f"{r.p:.3g}")
+m[2].metric("p (asymptotic)", f"{r.p:.2g}")
 m[3].metric("p (permutation)", f"{r.p_permutation:.3g}")
 m[4].metric("n F", f"{r.n_f:,}")
 m[5].metric("n G", f"{r.n_g:,}")
@@ -43,11 +46,12 @@ with st.expander("What the numbers mean"):
     st.text(r.summary())
 if r.small_sample:
     st.warning(f"Fewer than {SMALL_SAMPLE} texts on one side: Q and p are unreliable.")
-st.plotly_chart(shift_histogram(r.depths_f, r.depths_g, name_f=f_name, name_g=g_name,
-                                title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
-                                subtitle=chart_subtitle(f_name, r.n_f + r.n_g,
-                                                        f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}")),
-                width="stretch")
+overlay = shift_histogram(r.depths_f, r.depths_g, name_f=f_name, name_g=g_name,
+                          title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
+                          subtitle=chart_subtitle(f_name, r.n_f + r.n_g,
+                                                  f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}"))
+st.plotly_chart(overlay, width="stretch")
+export_controls(overlay, "shift-test", "shift-export")
 texts_f, _ = texts_and_metadata(f_name)
 texts_g, _ = texts_and_metadata(g_name)
 deep_f, out_g = r.examples(5)

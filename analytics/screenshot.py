@@ -1,0 +1,53 @@
+"""PNG screenshots of dashboard pages (deep links) or reports in headless Chromium, for
+scripted report pipelines. Uses Playwright with the system Chromium."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .export import SYSTEM_CHROMIUM
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+def _file_name(url: str, i: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[-1]).strip("-")[:80] or "page"
+    return f"{i + 1:02d}-{stem}.png"
+
+
+def screenshot_urls(urls, out_dir, *, width: int = 1400, height: int = 900,
+                    timeout_s: float = 120) -> list[Path]:
+    """Open each URL, wait until the page (a Streamlit app or a plotly report) has drawn, and
+    save a PNG of ``width`` x ``height``. Returns the paths written."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise RuntimeError("screenshot needs Playwright: pip install playwright "
+                           "(it drives the system Chromium; no browser download).") from None
+    if not Path(SYSTEM_CHROMIUM).exists():
+        raise RuntimeError(f"screenshot needs Chromium at {SYSTEM_CHROMIUM} (Debian: apt-get install chromium).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=SYSTEM_CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for i, url in enumerate(urls):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(url, timeout=timeout_s * 1000)
+                if page.locator('[data-testid="stApp"]').count() or "/_stcore" in page.content():
+                    page.locator('[data-testid="stMain"]').wait_for(timeout=timeout_s * 1000)
+                    page.wait_for_timeout(500)
+                    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_s * 1000)
+                    page.wait_for_timeout(800)  # let plotly finish drawing
+                elif page.locator(".js-plotly-plot").count():
+                    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=timeout_s * 1000)
+                path = out / _file_name(url, i)
+                page.screenshot(path=str(path))
+                paths.append(path)
+                page.close()
+        finally:
+            browser.close()
+    return paths
