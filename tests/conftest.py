@@ -121,3 +121,16 @@ def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Close the stores that the in-process dashboard tests cached (st.cache_resource), so no
+    DuckDB connection outlives the run: duckdb's bindings warn about live objects at exit."""
+    import gc
+    import sys
+
+    if "streamlit" in sys.modules:
+        import streamlit as st
+
+        st.cache_resource.clear()
+    gc.collect()
