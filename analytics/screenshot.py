@@ -12,6 +12,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update"]
 
 
+_SCRIPT_DONE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
+
+def wait_for_app(page, timeout_ms: float = 120_000) -> None:
+    """Wait until a Streamlit page has finished running its script (not just started drawing)."""
+    page.wait_for_function(_SCRIPT_DONE, timeout=timeout_ms)
+
+
 def _file_name(url: str, i: int) -> str:
     stem = re.sub(r"[^A-Za-z0-9]+", "-", url.split("://", 1)[-1]).strip("-")[:80] or "page"
     return f"{i + 1:02d}-{stem}.png"
@@ -37,10 +48,8 @@ def screenshot_urls(urls, out_dir, *, width: int = 1400, height: int = 900,
             for i, url in enumerate(urls):
                 page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(url, timeout=timeout_s * 1000)
-                if page.locator('[data-testid="stApp"]').count() or "/_stcore" in page.content():
-                    page.locator('[data-testid="stMain"]').wait_for(timeout=timeout_s * 1000)
-                    page.wait_for_timeout(500)
-                    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_s * 1000)
+                if page.locator('[data-testid="stApp"]').count():
+                    wait_for_app(page, timeout_s * 1000)
                     page.wait_for_timeout(800)  # let plotly finish drawing
                 elif page.locator(".js-plotly-plot").count():
                     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=timeout_s * 1000)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from conftest import streamlit_server  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from conftest import streamlit_server  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
 
 from analytics import Store, import_vectors  # noqa: E402
 from analytics.corpus import Corpus  # noqa: E402
@@ -81,13 +81,13 @@ def main() -> None:
                 page.get_by_role("heading", name="Embedding Explorer").wait_for(timeout=60_000)
                 page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Map", exact=True).click()
                 page.get_by_text("0-start: UMAP map").first.wait_for(timeout=60_000)
-                page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
+                wait_for_app(page, 60_000)
                 t0 = time.perf_counter()
                 page.locator('[data-testid="stSelectbox"]').filter(has_text="Corpus").first.click()
                 page.get_by_role("option", name=name, exact=True).click()
                 page.get_by_text(f"{name}: UMAP map").first.wait_for(timeout=300_000)
                 page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=300_000)
-                page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=300_000)
+                wait_for_app(page, 300_000)
                 times.append(time.perf_counter() - t0)
                 page.close()
             results[n] = times

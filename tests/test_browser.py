@@ -8,7 +8,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from analytics.screenshot import CHROMIUM_ARGS
+from analytics.screenshot import CHROMIUM_ARGS, wait_for_app
 from conftest import ROOT, streamlit_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,8 +61,8 @@ def choose(page, label: str, option: str) -> None:
 
 def idle(page, timeout: float = 120_000) -> None:
     """Wait until the app has finished running the page's script."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+    page.wait_for_timeout(300)  # a rerun triggered by the last action has started
+    wait_for_app(page, timeout)
 
 
 def shot(page, name: str) -> None:
