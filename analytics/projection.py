@@ -86,11 +86,12 @@ def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold:
     if method == "pca":
         coords[:] = _pca(X, fit_rows, device)
     elif method == "umap":
-        import umap
-
-        model = umap.UMAP(n_components=2, n_neighbors=min(int(params["n_neighbors"]), fit_rows.size - 1),
-                          min_dist=float(params["min_dist"]), metric=params["metric"],
-                          random_state=random_state, transform_seed=random_state, n_jobs=1)
+        umap = _umap_module(device)
+        kwargs = dict(n_components=2, n_neighbors=min(int(params["n_neighbors"]), fit_rows.size - 1),
+                      min_dist=float(params["min_dist"]), metric=params["metric"], random_state=random_state)
+        if umap.__name__ == "umap":  # umap-learn only: cuML takes neither argument
+            kwargs.update(transform_seed=random_state, n_jobs=1)
+        model = umap.UMAP(**kwargs)
         coords[fit_rows] = model.fit_transform(X[fit_rows])
         if rest.size:
             report("placing the other texts", 0.8)
@@ -107,6 +108,21 @@ def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold:
             coords[rest] = _place_by_neighbours(X, fit_rows, rest, coords[fit_rows])
     report("done", 1.0)
     return Projection(coords, method, params, n, int(fit_rows.size), time.perf_counter() - t0)
+
+
+def _umap_module(device):
+    """cuML's GPU UMAP when running on CUDA and it is installed (it is not a dependency),
+    else umap-learn."""
+    if device not in (None, "cpu") and str(device).startswith("cuda"):
+        try:
+            from cuml import manifold as cuml_manifold
+
+            return cuml_manifold
+        except ImportError:
+            pass  # no cuML here: umap-learn on the CPU is the fallback
+    import umap
+
+    return umap
 
 
 def _pca(X, fit_rows, device, block: int = 65536):
@@ -148,12 +164,14 @@ def projection_key(fingerprint: str, model_id: str, method: str, params: dict, s
 
 def corpus_projection(store, name: str, model_id: str, method: str = "umap", *,
                       random_state: int = 0, sample_threshold: int = 50_000,
-                      sample_size: int = 20_000, progress=None, **params) -> Projection:
+                      sample_size: int = 20_000, progress=None, device: str | None = "cpu",
+                      **params) -> Projection:
     """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
     parameters): the second call with the same inputs reads the map instead of computing it."""
     full = _params(method, random_state, params)
+    # the device is in the key: cuML's UMAP on a GPU draws a different picture than umap-learn
     key = projection_key(store.corpus_fingerprint(name), model_id, method, full,
-                         (sample_threshold, sample_size))
+                         (sample_threshold, sample_size, device or "cpu"))
     payload = store.get_result(key)
     if payload is not None:
         with np.load(io.BytesIO(payload), allow_pickle=False) as z:
@@ -162,7 +180,7 @@ def corpus_projection(store, name: str, model_id: str, method: str = "umap", *,
                               meta["seconds"], cached=True)
     proj = project(store.vectors(name, model_id), method, random_state=random_state,
                    sample_threshold=sample_threshold, sample_size=sample_size,
-                   progress=progress, **params)
+                   progress=progress, device=device, **params)
     buf = io.BytesIO()
     meta = {"n": proj.n, "fitted_on": proj.fitted_on, "seconds": proj.seconds}
     np.savez(buf, coords=proj.coords, meta=np.array(json.dumps(meta)))
