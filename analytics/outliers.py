@@ -48,20 +48,20 @@ def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None,
     n = depths.size
     n_flag = min(n, count if count is not None else max(1, int(np.ceil(quantile * n))))
     flagged = most_outlying(depths, n_flag)
-    index = ExactIndex(X, device=device)
     k = min(k, n - 1)
-    knn = knn_distances(index, k)
-    hits = index.search(index.vectors[flagged], k, exclude=flagged)
-    return OutlierReport(flagged, depths, depth_percentile(depths), knn, hits.ids,
-                         hits.scores, k)
+    ids, sims = nearest_neighbours(ExactIndex(X, device=device), k)
+    return OutlierReport(flagged, depths, depth_percentile(depths), 1.0 - sims.mean(axis=1),
+                         ids[flagged], sims[flagged], k)
 
 
-def knn_distances(index: ExactIndex, k: int = 10, *, batch: int = 2048) -> np.ndarray:
-    """Mean cosine distance of every row to its k nearest other rows."""
+def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048):
+    """The k nearest other rows of every row, nearest first: ``(ids, similarities)``, each
+    (n, k). One search serves both the k-NN isolation score and the outliers' evidence."""
     n = len(index)
-    out = np.empty(n)
+    ids = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, batch):
         rows = np.arange(start, min(start + batch, n))
         hits = index.search(index.vectors[rows], k, exclude=rows)
-        out[rows] = 1.0 - hits.scores.mean(axis=1)
-    return out
+        ids[rows], sims[rows] = hits.ids, hits.scores
+    return ids, sims
