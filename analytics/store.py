@@ -23,7 +23,7 @@ import numpy as np
 
 from .corpus import Corpus
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MAX_NAME = 200
 _MAX_DIM = 65536
 
@@ -97,8 +97,23 @@ def _v3(cur) -> None:
     cur.execute("ALTER TABLE corpora ADD COLUMN label_column VARCHAR")
 
 
+def _v4(cur) -> None:
+    # a corpus's texts never change after it is written, so its fingerprint (the cache key of
+    # everything computed from it) is computed once here instead of on every read
+    cur.execute("ALTER TABLE corpora ADD COLUMN fingerprint VARCHAR")
+    cur.execute(
+        "UPDATE corpora SET fingerprint = (SELECT sha256(string_agg(d.text_hash, ',' "
+        "ORDER BY d.position)) FROM documents d WHERE d.corpus_id = corpora.corpus_id)"
+    )
+
+
+def _fingerprint(hashes: list[str]) -> str:
+    """The same value as the v4 migration's SQL: sha256 of the text hashes in order."""
+    return hashlib.sha256(",".join(hashes).encode()).hexdigest()
+
+
 #: MIGRATIONS[i] takes a store from version i to i + 1
-MIGRATIONS = (_v1, _v2, _v3)
+MIGRATIONS = (_v1, _v2, _v3, _v4)
 
 
 def _one(cur, sql: str, params=()):
@@ -231,9 +246,10 @@ class Store:
             raise StoreError(f"The corpus has no metadata column {label_column!r} to use as its label.")
         if not len(corpus):
             raise StoreError("The corpus has no documents; nothing was stored.")
+        hashes = [text_hash(t) for t in corpus.texts]
         docs = pa.table({
             "position": pa.array(range(len(corpus)), pa.int32()),
-            "text_hash": pa.array([text_hash(t) for t in corpus.texts]),
+            "text_hash": pa.array(hashes),
             "text": pa.array(corpus.texts, pa.string()),
             "metadata": pa.array(
                 [json.dumps(m, ensure_ascii=False, default=str) for m in corpus.metadata], pa.string()
@@ -246,9 +262,10 @@ class Store:
             if exists:
                 cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
                 cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
-            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs, label_column) "
-                       "VALUES (?, ?, ?, ?, ?) RETURNING corpus_id",
-                       [name, corpus.source, corpus.text_column, len(corpus), label_column])[0]
+            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs, label_column, "
+                       "fingerprint) VALUES (?, ?, ?, ?, ?, ?) RETURNING corpus_id",
+                       [name, corpus.source, corpus.text_column, len(corpus), label_column,
+                        _fingerprint(hashes)])[0]
             cur.register("incoming_docs", docs)
             try:
                 cur.execute(
@@ -417,9 +434,9 @@ class Store:
 
     def corpus_fingerprint(self, name: str) -> str:
         """A hash of the corpus's texts in order: it changes when, and only when, they change."""
-        cid = self._corpus_id(name)
-        row = _one(self._cur(), "SELECT sha256(string_agg(text_hash, ',' ORDER BY position)) "
-                   "FROM documents WHERE corpus_id = ?", [cid])
+        row = _one(self._cur(), "SELECT fingerprint FROM corpora WHERE name = ?", [name])
+        if row is None:
+            self._corpus_id(name)  # raises with the list of known corpora
         return row[0]
 
     def get_result(self, key: str) -> bytes | None:

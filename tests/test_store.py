@@ -23,7 +23,7 @@ def unit_vectors(n, d=8, seed=0):
 
 
 def test_fresh_store_is_at_the_current_schema(store):
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert store.list_corpora() == []
 
 
@@ -38,8 +38,13 @@ def test_migration_on_open_keeps_data(tmp_path):
     with duckdb.connect(str(path)) as con:
         assert not con.execute("SELECT * FROM information_schema.tables WHERE table_name='results'").fetchall()
     with Store(path) as new:
-        assert new.schema_version() == 3
+        assert new.schema_version() == 4
         assert new.texts("kept") == ["a", "b"]
+        # v4 backfilled the fingerprint with the value add_corpus computes for the same texts
+        new.add_corpus("same texts", make_corpus(["a", "b"]))
+        assert new.corpus_fingerprint("kept") == new.corpus_fingerprint("same texts")
+        new.add_corpus("same texts", make_corpus(["b", "a"]), replace=True)  # order is content
+        assert new.corpus_fingerprint("kept") != new.corpus_fingerprint("same texts")
         assert new._cur().execute("SELECT count(*) FROM results").fetchall() == [(0,)]
         assert new.corpus_info("kept").label_column is None  # v3's column, added to old rows
         new.add_corpus("labelled", make_corpus(["c"], ["x"]), label_column="label")
