@@ -7,7 +7,7 @@
 """
 
 from ._validate import EmbeddingError
-from .corpus import Corpus, CorpusError, load_corpus, load_vectors
+from .corpus import Corpus, CorpusError, CorpusStream, load_corpus, load_vectors, stream_corpus
 from .depth import (
     depth_order,
     depth_percentile,
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Corpus",
     "CorpusError",
+    "CorpusStream",
     "EmbedReport",
     "Embedder",
     "EmbeddingError",
@@ -35,6 +36,7 @@ __all__ = [
     "import_vectors",
     "load_corpus",
     "load_vectors",
+    "stream_corpus",
     "ShiftResult",
     "depth_order",
     "depth_percentile",

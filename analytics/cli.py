@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ._validate import EmbeddingError
-from .corpus import CorpusError, load_corpus, load_vectors
+from .corpus import DEFAULT_CHUNK_ROWS, CorpusError, load_vectors, stream_corpus
 from .store import Store, StoreError, default_store_path
 
 USER_ERRORS = (CorpusError, StoreError, EmbeddingError, ValueError)
@@ -31,13 +31,56 @@ def _emit(args, data: dict, lines: list[str]) -> None:
 
 
 def cmd_ingest(args, store: Store) -> None:
-    corpus = load_corpus(args.file, args.text_column, format=args.format,
-                         encoding=args.encoding, max_bytes=int(args.max_mb * 2**20))
-    info = store.add_corpus(args.name, corpus, replace=args.replace)
-    _emit(args, {"name": info.name, "n_docs": info.n_docs, "text_column": corpus.text_column,
-                 "skipped_rows": corpus.skipped_rows, "notes": corpus.notes},
-          [*corpus.notes, f"Stored corpus {info.name!r}: {info.n_docs:,} texts "
-           f"(text column {corpus.text_column!r}, metadata: {', '.join(corpus.columns) or 'none'})."])
+    """Stream the file into the store chunk by chunk (any size; one transaction, so a bad row
+    deep in the file leaves the store as it was), with progress on stderr."""
+    stream = stream_corpus(args.file, args.text_column, format=args.format, encoding=args.encoding,
+                           chunk_rows=args.chunk_rows,
+                           max_bytes=None if args.max_mb is None else int(args.max_mb * 2**20))
+    progress, done = _ingest_progress(args, stream)
+    try:
+        info = store.add_corpus_stream(args.name, stream, replace=args.replace, progress=progress)
+    except KeyboardInterrupt:
+        print("embex: stopped; nothing was stored (the store is as it was).", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        done()
+    _emit(args, {"name": info.name, "n_docs": info.n_docs, "text_column": stream.text_column,
+                 "n_rows": stream.n_rows, "n_skipped": stream.n_skipped,
+                 "skipped_rows": stream.skipped_rows, "notes": stream.notes},
+          [*stream.notes, f"Stored corpus {info.name!r}: {info.n_docs:,} texts "
+           f"(text column {stream.text_column!r}, metadata: {', '.join(stream.columns) or 'none'})."])
+
+
+def _ingest_progress(args, stream):
+    """``(progress, done)`` callbacks for an ingest: a tqdm bar over the file's bytes when
+    stderr is a terminal, else a plain line every 10 s (a quick ingest prints none); nothing
+    with --json."""
+    import time
+
+    if args.json:
+        return None, lambda: None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=stream.total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=f"ingesting {stream.source}", file=sys.stderr)
+
+        def progress(docs: int, bytes_read: int | None) -> None:
+            if bytes_read is not None:
+                bar.n = min(bytes_read, stream.total_bytes)
+            bar.set_postfix_str(f"{docs:,} texts", refresh=False)
+            bar.refresh()
+
+        return progress, bar.close
+    last = [time.monotonic()]
+
+    def progress(docs: int, bytes_read: int | None) -> None:
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            share = f", {bytes_read / stream.total_bytes:.0%} of the file" if bytes_read and stream.total_bytes else ""
+            print(f"embex: ingesting {stream.source}: {docs:,} texts stored{share}", file=sys.stderr, flush=True)
+
+    return progress, lambda: None
 
 
 def cmd_embed(args, store: Store) -> None:
@@ -189,7 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-column")
     s.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet", "txt"])
     s.add_argument("--encoding", default="utf-8")
-    s.add_argument("--max-mb", type=float, default=200.0)
+    s.add_argument("--max-mb", type=float, default=None,
+                   help="refuse files larger than this (default: no limit). Files on disk are "
+                        "streamed in chunks, so their size does not bound memory; the 200 MiB "
+                        "limit applies only where a whole input is loaded in memory (dashboard "
+                        "uploads, load_corpus)")
+    s.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS,
+                   help=f"rows read and written at a time (default {DEFAULT_CHUNK_ROWS:,}); "
+                        "bounds memory")
     s.add_argument("--replace", action="store_true", help="replace a corpus of the same name")
     s.set_defaults(func=cmd_ingest)
 

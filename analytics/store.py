@@ -129,6 +129,27 @@ def _vector_table(dim: int) -> str:
     return "embeddings_" + str(int(dim))
 
 
+class _LabelCheck:
+    """Whether ``label_column`` is a key of a stream's first 1,000 metadata rows (the rows
+    ``Corpus.columns`` looks at), checked as soon as those rows have passed."""
+
+    def __init__(self, label_column: str | None):
+        self.label_column, self.rows, self.found = label_column, 0, label_column is None
+
+    def see(self, metadata: list[dict]) -> None:
+        if self.found or self.rows >= 1000:
+            return
+        head = metadata[: 1000 - self.rows]
+        self.rows += len(head)
+        self.found = any(self.label_column in m for m in head)
+        if self.rows >= 1000:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self.found:
+            raise StoreError(f"The corpus has no metadata column {self.label_column!r} to use as its label.")
+
+
 class Store:
     """A DuckDB file of corpora and embeddings. Safe to share between threads.
 
@@ -274,6 +295,76 @@ class Store:
                 )
             finally:
                 cur.unregister("incoming_docs")
+        return self.corpus_info(name)
+
+    def add_corpus_stream(self, name: str, chunks, *, source: str | None = None,
+                          text_column: str | None = None, replace: bool = False,
+                          label_column: str | None = None, progress=None) -> CorpusInfo:
+        """Store a corpus that arrives in chunks (``stream_corpus(path)``, or any iterable of
+        ``(texts, metadata)`` pairs or objects with ``.texts`` and ``.metadata``), one chunk in
+        memory at a time, so a corpus may be larger than memory.
+
+        Every chunk is written inside ONE transaction: if reading fails part-way (a bad byte
+        or row deep in the file, Ctrl-C), the store is left exactly as it was, and a corpus of
+        the same name is untouched even with ``replace``. The transaction holds the store's
+        write lock until the last chunk, so other writers in this process wait.
+
+        ``n_docs`` and the fingerprint are computed as the chunks pass: the fingerprint is an
+        incremental sha256 over the same bytes :func:`_fingerprint` hashes at once.
+        ``source`` and ``text_column`` default to the stream's own (a :class:`CorpusStream`
+        has them). ``label_column`` must be a key of the first 1,000 metadata rows, as in
+        :meth:`add_corpus`. ``progress(docs_stored, bytes_read or None)`` is called after each
+        chunk is written.
+        """
+        import pyarrow as pa
+
+        name = self.check_name(name)
+        source = source if source is not None else getattr(chunks, "source", None)
+        text_column = text_column if text_column is not None else getattr(chunks, "text_column", None)
+        with self.transaction() as cur:
+            exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
+            if exists and not replace:
+                raise StoreError(f"A corpus named {name!r} already exists; pick another name or replace it.")
+            if exists:
+                cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
+                cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
+            cid = int(_one(cur, "SELECT nextval('corpus_ids')")[0])
+            fingerprint, n = hashlib.sha256(), 0
+            label_check = _LabelCheck(label_column)
+            for chunk in chunks:
+                texts, metadata = (chunk if isinstance(chunk, tuple) else (chunk.texts, chunk.metadata))
+                bytes_read = getattr(chunk, "bytes_read", None)
+                del chunk  # else it keeps this chunk alive while the stream reads the next
+                if len(texts) != len(metadata):
+                    raise StoreError(f"A chunk has {len(texts):,} texts but {len(metadata):,} metadata rows.")
+                if not texts:
+                    continue
+                label_check.see(metadata)
+                hashes = [text_hash(t) for t in texts]
+                fingerprint.update(("," if n else "").encode() + ",".join(hashes).encode())
+                # the documents table's columns, in order; a relation, not cur.register(): a
+                # registered table stays referenced (in memory) until the transaction ends
+                docs = pa.table({
+                    "corpus_id": pa.array(np.full(len(texts), cid, np.int32)),
+                    "position": pa.array(np.arange(n, n + len(texts), dtype=np.int32)),
+                    "text_hash": pa.array(hashes, pa.string()),
+                    "text": pa.array(texts, pa.string()),
+                    "metadata": pa.array(
+                        [json.dumps(m, ensure_ascii=False, default=str) for m in metadata], pa.string()
+                    ),
+                })
+                del hashes, texts, metadata  # one chunk of Python objects at a time
+                cur.from_arrow(docs).insert_into("documents")
+                n += docs.num_rows
+                del docs
+                if progress is not None:
+                    progress(n, bytes_read)
+            if not n:
+                raise StoreError("The corpus has no documents; nothing was stored.")
+            label_check.finish()
+            cur.execute("INSERT INTO corpora (corpus_id, name, source, text_column, n_docs, "
+                        "label_column, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [cid, name, source, text_column, n, label_column, fingerprint.hexdigest()])
         return self.corpus_info(name)
 
     def corpus_info(self, name: str) -> CorpusInfo:

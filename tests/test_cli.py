@@ -88,3 +88,52 @@ def test_errors_are_one_clear_line_and_change_nothing(cli_store, tmp_path):
         assert "Traceback" not in proc.stderr
     with Store(cli_store) as s:
         assert s.digest() == before
+
+
+def test_ingest_streams_files_as_load_corpus_reads_them(tmp_path):
+    from analytics.corpus import load_corpus
+    from analytics.store import Store
+
+    store = tmp_path / "stream.duckdb"
+    csv_path = tmp_path / "multi.csv"
+    csv_path.write_text('text,label\n"two\nlines, ""quoted""",a\n  ,b\nnaïve ✓,c\n' +
+                        "".join(f"doc {i},d\n" for i in range(25)), encoding="utf-8")
+    jsonl_path = tmp_path / "multi.jsonl"
+    jsonl_path.write_text("".join(json.dumps({"body": f"line {i}\u2028more", "k": i}, ensure_ascii=False)
+                                  + "\n" for i in range(30)), encoding="utf-8")
+    for path, name in ((csv_path, "csv"), (jsonl_path, "jsonl")):
+        out = json.loads(embex("ingest", str(path), "--name", name, "--chunk-rows", "4", "--json",
+                               store=store).stdout)
+        loaded = load_corpus(path)
+        assert (out["n_docs"], out["text_column"], out["notes"]) == (len(loaded), loaded.text_column, loaded.notes)
+        assert out["skipped_rows"] == loaded.skipped_rows and out["n_skipped"] == len(loaded.skipped_rows)
+        with Store(store) as s:
+            assert s.texts(name) == loaded.texts and s.metadata(name) == loaded.metadata
+    assert out["n_rows"] == 30 and "Using column 'body'" in out["notes"][0]
+    human = embex("ingest", str(csv_path), "--name", "again", store=store)
+    assert "Stored corpus 'again': 27 texts (text column 'text', metadata: label)." in human.stdout
+    assert "Skipped 1 row(s) with empty text (rows 2)." in human.stdout
+    assert human.stderr == ""  # no progress lines for a quick ingest that is not on a terminal
+
+
+def test_ingest_failing_deep_in_a_file_changes_nothing(tmp_path):
+    from analytics.store import Store
+
+    store = tmp_path / "fail.duckdb"
+    good = tmp_path / "good.csv"
+    good.write_text("text\nkept one\nkept two\n")
+    embex("ingest", str(good), "--name", "news", store=store)
+    with Store(store) as s:
+        before = s.digest()
+    late = tmp_path / "late.csv"
+    late.write_bytes(b"text,label\n" + b"".join(b"row %d,x\n" % i for i in range(1, 5000)) + b"caf\xe9,y\n")
+    for extra in ((), ("--replace",)):
+        proc = embex("ingest", str(late), "--name", "news", "--chunk-rows", "100", *extra, store=store, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        expected = ("A corpus named 'news' already exists" if not extra
+                    else "late.csv is not valid utf-8: byte 0xe9 at line 5001")
+        assert proc.stderr.startswith("embex: error: ") and expected in proc.stderr, proc.stderr
+    proc = embex("ingest", str(late), "--name", "other", "--max-mb", "0.01", store=store, check=False)
+    assert proc.returncode == 2 and "over the 0 MiB limit" in proc.stderr
+    with Store(store) as s:
+        assert s.digest() == before and s.texts("news") == ["kept one", "kept two"]

@@ -136,3 +136,204 @@ def test_vectors_from_npz_and_parquet(tmp_path):
     got, ids = load_vectors(tmp_path / "v.parquet")
     np.testing.assert_allclose(got, V)
     assert ids == [0, 1, 2, 3]
+
+
+# --- streaming: stream_corpus reads a file in chunks and must agree with load_corpus -----------
+
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from analytics.corpus import stream_corpus  # noqa: E402
+
+#: rows a user's file can hold: quoted multi-line fields, quotes, delimiters, unicode (also a
+#: raw U+2028, which str.splitlines would split), empty and whitespace-only texts
+TRICKY_ROWS = [
+    {"label": "a", "text": 'line one\nline two, with "quotes"'},
+    {"label": "b", "text": "crlf\r\ninside\ta field"},
+    {"label": "c", "text": "   "},
+    {"label": "d", "text": "héllo wörld ✓ 日本語 🙂"},
+    {"label": "e", "text": ""},
+    {"label": "f", "text": "para\u2028sep and \u0085 next-line"},
+    {"label": "g", "text": "plain"},
+]
+
+
+def stream_all(path, *args, **kwargs):
+    """A whole streamed file as (texts, metadata, stream), checking the chunks on the way."""
+    stream = stream_corpus(path, *args, **kwargs)
+    texts, metadata, rows_read = [], [], 0
+    for chunk in stream:
+        assert chunk.texts and len(chunk.texts) == len(chunk.metadata)
+        assert chunk.rows_read > rows_read and len(chunk.texts) <= stream.chunk_rows
+        rows_read = chunk.rows_read
+        texts += chunk.texts
+        metadata += chunk.metadata
+    return texts, metadata, stream
+
+
+def assert_same_as_loaded(path, *, chunk_rows, **kwargs):
+    """stream_corpus and load_corpus give the same result, or the same CorpusError."""
+    try:
+        loaded = load_corpus(path, **kwargs)
+    except CorpusError as exc:
+        with pytest.raises(CorpusError) as streamed:
+            stream_all(path, chunk_rows=chunk_rows, **kwargs)
+        assert str(streamed.value) == str(exc)
+        return None
+    texts, metadata, stream = stream_all(path, chunk_rows=chunk_rows, **kwargs)
+    assert texts == loaded.texts and metadata == loaded.metadata
+    assert stream.text_column == loaded.text_column and stream.source == loaded.source
+    assert stream.skipped_rows == loaded.skipped_rows[:1000]
+    assert stream.n_skipped == len(loaded.skipped_rows) and stream.n_docs == len(loaded)
+    assert stream.notes == loaded.notes
+    assert stream.columns == loaded.columns or not loaded.metadata
+    return loaded
+
+
+def write_rows(path, rows, fmt, row_group_size=None):
+    """Like write_format, with csv's default \\r\\n endings and raw unicode in JSON."""
+    if fmt in ("csv", "tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, ["label", "text"], delimiter="," if fmt == "csv" else "\t")
+            w.writeheader()
+            w.writerows(rows)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size)
+    else:
+        write_format(path, rows, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "txt"])
+@pytest.mark.parametrize("chunk_rows", [1, 2, 100_000])
+def test_streamed_equals_loaded_for_every_format(tmp_path, rows, fmt, chunk_rows):
+    path = tmp_path / f"news.{fmt}"
+    write_rows(path, TRICKY_ROWS + rows, fmt, row_group_size=3)
+    loaded = assert_same_as_loaded(path, chunk_rows=chunk_rows)
+    if fmt != "txt":  # .txt has one document a line: multi-line texts are several there
+        assert loaded.texts[:4] == [r["text"] for r in TRICKY_ROWS if r["text"].strip()][:4]
+        assert loaded.skipped_rows == [3, 5]
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fmt=st.sampled_from(["csv", "tsv", "jsonl", "parquet", "txt"]),
+       rows=st.lists(st.fixed_dictionaries({"label": _TEXT, "text": _TEXT}), min_size=1, max_size=15),
+       chunk_rows=st.integers(1, 7), empty=st.sampled_from(["skip", "error"]))
+def test_any_chunk_size_gives_what_one_read_gives(fmt, rows, chunk_rows, empty):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"c.{fmt}"
+        write_rows(path, rows, fmt, row_group_size=2)
+        assert_same_as_loaded(path, chunk_rows=chunk_rows, empty=empty)
+
+
+def test_crlf_split_across_read_blocks(tmp_path):
+    # the text reader pulls 8 KiB at a time: put a row end's \r at a block's last byte and its
+    # \n at the next block's first, once after an unquoted and once inside a quoted field
+    header = "text,label\r\n"
+    first = "y" * (8188 - len(header) - 4) + ",a\r\n"
+    quoted = '"' + "z" * (16383 - 8193 - 1) + '\r\nline",b\r\n'
+    data = (header + first + "x,a\r\n" + quoted + "last,d\r\n").encode()
+    assert data[8191:8193] == data[16383:16385] == b"\r\n"
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(data)
+    loaded = assert_same_as_loaded(path, chunk_rows=2)
+    assert [t[:1] for t in loaded.texts] == ["y", "x", "z", "l"]
+    assert loaded.texts[2].endswith("z\r\nline") and loaded.metadata[3] == {"label": "d"}
+
+
+def test_decode_error_deep_in_a_file_names_its_line(tmp_path):
+    path = tmp_path / "late.csv"
+    lines = ["text,label"] + [f"row {i},x" for i in range(1, 3000)]
+    data = ("\n".join(lines) + "\n").encode() + b"caf\xe9,y\n" + b"after,z\n"
+    path.write_bytes(data)
+    stream = stream_corpus(path, chunk_rows=100)
+    chunks = []
+    with pytest.raises(CorpusError, match=r"not valid utf-8: byte 0xe9 at line 3001 "):
+        for chunk in stream:
+            chunks.append(chunk)
+    assert 0 < sum(len(c.texts) for c in chunks) < 2999  # the error came after some chunks
+    assert_same_as_loaded(path, chunk_rows=100)
+    texts, _, _ = stream_all(path, chunk_rows=100, encoding="latin-1")
+    assert texts[-2:] == ["café", "after"]
+
+
+def test_malformed_rows_deep_in_a_file_are_refused_like_load_corpus(tmp_path):
+    good = "".join(f"row {i},x\n" for i in range(1, 700))
+    for name, tail, message in [
+        ("ragged.csv", "a,b,c\n", "line 701: 3 fields where the header has 2"),
+        ("open_quote.csv", '"never closed,x\nmore\n', "not well-formed CSV near line 702"),
+    ]:
+        path = tmp_path / name
+        path.write_text("text,label\n" + good + tail, encoding="utf-8")
+        with pytest.raises(CorpusError, match=message):
+            stream_all(path, chunk_rows=50)
+        assert_same_as_loaded(path, chunk_rows=50)
+    path = tmp_path / "late.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(600)) + "{oops\n")
+    with pytest.raises(CorpusError, match="line 601: not valid JSON"):
+        stream_all(path, chunk_rows=50)
+
+
+def test_empty_texts_late_in_a_stream_are_counted_and_listed_up_to_a_cap(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("text\n" + "".join("doc\n" if i % 3 == 0 else '""\n' for i in range(3000)))
+    loaded = assert_same_as_loaded(path, chunk_rows=128)
+    assert len(loaded.skipped_rows) == 2000
+    _, _, stream = stream_all(path, chunk_rows=128)
+    assert stream.n_skipped == 2000 and len(stream.skipped_rows) == 1000
+    assert "Skipped 2,000 row(s) with empty text (rows 2, 3, 5, 6," in stream.notes[-1]
+    with pytest.raises(CorpusError, match=r"2,000 of 3,000 rows have an empty text in column 'text'"):
+        stream_all(path, chunk_rows=128, empty="error")
+
+
+def test_jsonl_columns_found_as_the_stream_goes(tmp_path):
+    # a named column that first appears after the sample is accepted, as load_corpus does;
+    # one that never appears is refused once the whole file is read
+    path = tmp_path / "late_column.jsonl"
+    rows = [{"body": f"b{i}"} for i in range(600)] + [{"body": "x", "summary": "late text"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = assert_same_as_loaded(path, chunk_rows=64, text_column="summary")
+    assert loaded.texts == ["late text"] and len(loaded.skipped_rows) == 600
+    with pytest.raises(CorpusError, match="no column 'nope'; its columns are: 'body', 'summary'"):
+        stream_all(path, "nope", chunk_rows=64)
+    assert_same_as_loaded(path, chunk_rows=64, text_column="nope")
+    # a raw U+2028 inside a JSON string is part of that string, not a line break
+    path = tmp_path / "u2028.jsonl"
+    path.write_text(json.dumps({"text": "one\u2028two"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert stream_all(path)[0] == load_corpus(path).texts == ["one\u2028two"]
+
+
+def test_stream_checks_up_front_and_takes_no_size_limit(tmp_path, rows):
+    path = tmp_path / "big.csv"
+    write_format(path, rows, "csv")
+    with pytest.raises(CorpusError, match="over the 0 MiB limit"):
+        load_corpus(path, max_bytes=1000)
+    assert stream_all(path)[0] == [r["text"] for r in rows]  # no limit unless asked for
+    with pytest.raises(CorpusError, match="over the 0 MiB limit"):
+        stream_corpus(path, max_bytes=1000)
+    # errors the first rows show are raised when the stream is opened, before any chunk
+    with pytest.raises(CorpusError, match="has a header but no rows"):
+        stream_corpus(HOSTILE / "header_only.csv")
+    with pytest.raises(CorpusError, match="no column 'body'"):
+        stream_corpus(path, "body")
+    with pytest.raises(CorpusError, match="No such file"):
+        stream_corpus(tmp_path / "missing.csv")
+    with pytest.raises(CorpusError, match="Unknown encoding 'klingon'"):
+        stream_corpus(path, encoding="klingon")
+    with pytest.raises(TypeError, match="use load_corpus for bytes"):
+        stream_corpus(b"text\nx\n")
+    with pytest.raises(ValueError, match="chunk_rows must be a positive integer"):
+        stream_corpus(path, chunk_rows=0)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_CORPORA))
+def test_hostile_corpus_files_get_the_same_errors_streamed(name):
+    with pytest.raises(CorpusError, match=HOSTILE_CORPORA[name]):
+        stream_all(HOSTILE / name, chunk_rows=1)

@@ -214,3 +214,148 @@ def test_concurrent_reads_while_two_threads_write(store):
     assert not errors, errors
     assert len(store.list_corpora()) == 31
     assert store._cur().execute("SELECT count(*) FROM embeddings_8").fetchall() == [(200 + 2 * 15 * 50,)]
+
+
+# --- streamed ingest: add_corpus_stream ----------------------------------------------------------
+
+import csv  # noqa: E402
+import json  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from analytics.corpus import stream_corpus  # noqa: E402
+from analytics.store import _fingerprint, _one  # noqa: E402
+
+STREAM_ROWS = [
+    {"text": 'first, "quoted"\nsecond line', "label": "a"},
+    {"text": "   ", "label": "b"},
+    {"text": "naïve café ✓ 🙂", "label": "c"},
+    {"text": "dup", "label": "d"},
+    {"text": "", "label": "e"},
+    {"text": "dup", "label": "f"},
+] + [{"text": f"text number {i}", "label": "g"} for i in range(20)]
+
+
+def write_corpus(path, rows):
+    fmt = path.suffix.lstrip(".")
+    if fmt in ("csv", "tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, ["text", "label"], delimiter="," if fmt == "csv" else "\t")
+            w.writeheader()
+            w.writerows(rows)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=4)
+    else:
+        path.write_text("".join(r["text"].replace("\n", " ") + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def documents(store, name):
+    """(position, text_hash, text, metadata) of a corpus's stored rows, in order."""
+    cid = store._corpus_id(name)
+    return store._cur().execute("SELECT position, text_hash, text, metadata FROM documents "
+                                "WHERE corpus_id = ? ORDER BY position", [cid]).fetchall()
+
+
+def assert_stored_alike(store, a, b):
+    assert documents(store, a) == documents(store, b)
+    ia, ib = store.corpus_info(a), store.corpus_info(b)
+    assert (ia.n_docs, ia.source, ia.text_column, ia.label_column) == \
+        (ib.n_docs, ib.source, ib.text_column, ib.label_column)
+    fp = store.corpus_fingerprint(a)
+    assert fp == store.corpus_fingerprint(b)
+    hashes = [row[1] for row in documents(store, a)]
+    assert fp == _fingerprint(hashes) == _one(  # and the v4 migration's SQL over the table
+        store._cur(), "SELECT sha256(string_agg(text_hash, ',' ORDER BY position)) FROM documents "
+        "WHERE corpus_id = ?", [store._corpus_id(b)])[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "txt"])
+def test_streamed_corpus_is_stored_as_the_in_memory_one(store, tmp_path, fmt):
+    path = write_corpus(tmp_path / f"c.{fmt}", STREAM_ROWS)
+    label = None if fmt == "txt" else "label"
+    store.add_corpus("memory", load_corpus(path), label_column=label)
+    seen = []
+    info = store.add_corpus_stream("streamed", stream_corpus(path, chunk_rows=3), label_column=label,
+                                   progress=lambda n, b: seen.append((n, b)))
+    assert info.n_docs == len(load_corpus(path)) == len(STREAM_ROWS) - 2
+    assert_stored_alike(store, "memory", "streamed")
+    assert store.texts("streamed") == load_corpus(path).texts
+    assert store.metadata("streamed") == load_corpus(path).metadata
+    # progress: documents stored so far, growing to all; bytes read, growing to the file's size
+    assert [n for n, _ in seen] == sorted({n for n, _ in seen}) and seen[-1][0] == info.n_docs
+    assert [b for _, b in seen] == sorted(b for _, b in seen) and seen[-1][1] == path.stat().st_size
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                              min_size=1, max_size=10).filter(str.strip), min_size=1, max_size=20),
+       chunk_rows=st.integers(1, 7))
+def test_any_chunking_stores_the_same_corpus(store, tmp_path, texts, chunk_rows):
+    path = write_corpus(tmp_path / "h.jsonl", [{"text": t, "n": i} for i, t in enumerate(texts)])
+    store.add_corpus("one read", load_corpus(path), replace=True)
+    store.add_corpus_stream("chunked", stream_corpus(path, chunk_rows=chunk_rows), replace=True)
+    assert_stored_alike(store, "one read", "chunked")
+    assert store.corpus_fingerprint("chunked") == _fingerprint([text_hash(t) for t in texts])
+
+
+def test_a_stream_failing_mid_file_leaves_every_table_unchanged(store, tmp_path):
+    store.add_corpus("keep", make_corpus(["alpha", "beta"], source="keep.csv"))
+    store.put_vectors("m", [text_hash("alpha"), text_hash("beta")], unit_vectors(2))
+    before = store.digest()
+    good = "".join(f"document {i},x\n" for i in range(1, 2000))  # 30 KB: the bad bytes come late
+    bad = {
+        "late_bytes.csv": ("text,label\n" + good).encode() + b"caf\xe9,y\n",
+        "late_ragged.csv": ("text,label\n" + good + "a,b,c\n").encode(),
+        "late_quote.csv": ("text,label\n" + good + '"open,x\n').encode(),
+        "late_json.jsonl": "".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(2000)).encode() + b"{\n",
+        "late_empty.csv": ("text,label\n" + good + ",x\n").encode(),
+    }
+    for name, data in bad.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        written = []
+        for target, replace in (("keep", True), ("new", False)):
+            with pytest.raises(CorpusError):
+                store.add_corpus_stream(target, stream_corpus(path, chunk_rows=16, empty="error"),
+                                        replace=replace, progress=lambda n, b: written.append(n))
+        assert max(written) >= 1500, name  # chunks were written before the error: all undone
+        assert store.digest() == before, name
+    assert store.texts("keep") == ["alpha", "beta"] and store.corpus_info("keep").source == "keep.csv"
+    np.testing.assert_array_equal(store.vectors("keep", "m"), unit_vectors(2))
+
+    def interrupted():
+        yield ["one", "two"], [{}, {}]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.add_corpus_stream("keep", interrupted(), replace=True)
+    assert store.digest() == before
+
+
+def test_stream_label_column_names_and_empty_streams(store, tmp_path):
+    path = write_corpus(tmp_path / "l.csv", STREAM_ROWS)
+    before = store.digest()
+    with pytest.raises(StoreError, match="no metadata column 'topic'"):
+        store.add_corpus_stream("l", stream_corpus(path, chunk_rows=2), label_column="topic")
+    with pytest.raises(StoreError, match="no documents; nothing was stored"):
+        store.add_corpus_stream("l", iter([([], [])]))
+    with pytest.raises(StoreError, match="2 texts but 1 metadata rows"):
+        store.add_corpus_stream("l", [(["a", "b"], [{}])])
+    with pytest.raises(StoreError, match="corpus name"):
+        store.add_corpus_stream("  ", [(["a"], [{}])])
+    assert store.digest() == before
+    # plain (texts, metadata) pairs work too; source and text column are then the caller's
+    info = store.add_corpus_stream("pairs", [(["a", "b"], [{"k": 1}, {"k": 2}]), (["c"], [{"k": 3}])],
+                                   source="api", text_column="body", label_column="k")
+    assert (info.n_docs, info.source, info.text_column, info.label_column) == (3, "api", "body", "k")
+    assert store.corpus_fingerprint("pairs") == _fingerprint([text_hash(t) for t in "abc"])
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_corpus_stream("pairs", [(["d"], [{}])])
+    store.add_corpus_stream("pairs", stream_corpus(path), replace=True, label_column="label")
+    assert store.corpus_info("pairs").source == "l.csv" and store.texts("pairs")[0].startswith("first")
