@@ -86,6 +86,8 @@ def _ingest_progress(args, stream):
 def cmd_embed(args, store: Store) -> None:
     from .embedding import Embedder, embed_corpus
 
+    if args.engine == "ray":
+        return _embed_ray(args, store)
     embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
     bar = None
     if not args.json and sys.stderr.isatty():
@@ -107,6 +109,23 @@ def cmd_embed(args, store: Store) -> None:
     finally:
         if bar is not None:
             bar.close()
+    _emit(args, report.__dict__, [report.summary()])
+
+
+def _embed_ray(args, store: Store) -> None:
+    """``embed --engine ray``: the same cache, filled by actors on a Ray cluster."""
+    from .distributed import embed_corpus_ray
+
+    if getattr(args, "backend", "torch") != "torch":
+        raise ValueError("--engine ray runs the torch backend; leave --backend unset.")
+    gpus = {"auto": None, "cpu": 0, "cuda": 1}.get(args.device, -1)
+    if gpus == -1:
+        raise ValueError("--engine ray takes --device auto, cpu or cuda (one GPU per actor).")
+    kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    report = embed_corpus_ray(store, args.name, model=args.model,
+                              precision=getattr(args, "precision", "auto"),
+                              address=args.address, num_actors=args.actors,
+                              num_gpus_per_actor=gpus, shard_dir=args.shards, **kwargs)
     _emit(args, report.__dict__, [report.summary()])
 
 
@@ -248,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model name or local path (default: bundled all-MiniLM-L6-v2)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: this process; ray: actors on a Ray cluster (pip install "
+                        "'embedding-explorer[ray]')")
+    s.add_argument("--address", default=None,
+                   help="with --engine ray: 'auto' (the cluster of `ray start`), ray://HEAD:10001, "
+                        "or unset for a local cluster on this machine")
+    s.add_argument("--actors", type=int, default=None,
+                   help="with --engine ray: model copies (default: one per GPU, else one per CPU)")
+    s.add_argument("--shards", default=None, metavar="DIR",
+                   help="with --engine ray: folder for the vector shards; on several machines, "
+                        "storage every node and this one share (NFS, a mounted bucket)")
     s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("list", parents=[common], help="list corpora")

@@ -475,6 +475,62 @@ class Store:
             after = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
         return int(after - before)
 
+    def put_vectors_from_parquet(self, model_id: str, paths) -> int:
+        """Cache the vectors in Parquet shards (columns ``text_hash`` and ``vector``, a list of
+        floats) under ``model_id``, as :meth:`put_vectors` does: in one transaction, one row per
+        text hash (duplicates inside the shards, and hashes already cached, are skipped).
+
+        ``paths`` is a file, a glob (``"shards/*.parquet"``) or a list of files. Every vector
+        must have the same length, which must match the model's vectors already stored;
+        otherwise nothing is stored. Returns how many vectors were added.
+        """
+        import duckdb
+
+        if isinstance(paths, (str, os.PathLike)):
+            paths = str(paths)
+        else:
+            paths = [str(p) for p in paths]
+            if not paths:
+                return 0
+        cur = self._cur()
+        try:
+            row = _one(cur, "SELECT count(*), min(len(vector)), max(len(vector)), "
+                       "count(*) FILTER (WHERE text_hash IS NULL OR vector IS NULL) "
+                       "FROM read_parquet(?)", [paths])
+        except duckdb.Error as exc:
+            raise StoreError(f"Could not read the vector shards {paths!r} ({exc}); they need "
+                             "columns text_hash and vector (a list of floats).") from None
+        n, lo, hi, nulls = row
+        if not n:
+            return 0
+        if nulls:
+            raise StoreError(f"{nulls:,} row(s) of the vector shards have no text_hash or no vector; "
+                             "nothing was stored.")
+        if lo != hi:
+            raise StoreError(f"The vector shards hold vectors of different lengths ({lo} to {hi}); "
+                             "nothing was stored.")
+        dim = int(lo)
+        table = _vector_table(dim)
+        with self.transaction() as cur:
+            known = _one(cur, "SELECT dim FROM models WHERE model_id = ?", [model_id])
+            if known is not None and int(known[0]) != dim:
+                raise StoreError(f"Model {model_id!r} has {int(known[0])}-d vectors in this store; the "
+                                 f"shards hold {dim}-d vectors. Nothing was stored.")
+            if known is None:
+                cur.execute("CREATE TABLE IF NOT EXISTS " + table + " (model_id VARCHAR NOT NULL, "
+                            "text_hash VARCHAR NOT NULL, vector FLOAT[" + str(dim) + "] NOT NULL)")
+                cur.execute("INSERT INTO models VALUES (?, ?) ON CONFLICT DO NOTHING", [model_id, dim])
+            before = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
+            cur.execute(
+                "INSERT INTO " + table + " SELECT ?, b.text_hash, CAST(b.vector AS FLOAT[" + str(dim)
+                + "]) FROM (SELECT DISTINCT ON (text_hash) text_hash, vector FROM read_parquet(?)) b "
+                "WHERE NOT EXISTS (SELECT 1 FROM " + table
+                + " e WHERE e.model_id = ? AND e.text_hash = b.text_hash)",
+                [model_id, paths, model_id],
+            )
+            after = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
+        return int(after - before)
+
     def embedded_count(self, name: str, model_id: str) -> int:
         """How many documents of the corpus have a cached vector for ``model_id``."""
         cid = self._corpus_id(name)
