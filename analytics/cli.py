@@ -88,7 +88,8 @@ def cmd_embed(args, store: Store) -> None:
 
     if args.engine == "ray":
         return _embed_ray(args, store)
-    embedder = Embedder(args.model, device=args.device, batch_size=args.batch_size)
+    embedder = Embedder(args.model, device=args.device, precision=args.precision,
+                        backend=args.backend, batch_size=args.batch_size)
     bar = None
     if not args.json and sys.stderr.isatty():
         from tqdm import tqdm
@@ -138,11 +139,17 @@ def cmd_list(args, store: Store) -> None:
     _emit(args, {"store": str(store.path), "corpora": data}, lines)
 
 
+def _model_key(store: Store, name: str, model) -> str:
+    """The cache key of the corpus's complete vectors from ``model`` (whatever precision made
+    them); when there is none, the key ``embed`` would write, so the error says what to do."""
+    from .embedding import embedding_key, stored_model_id
+
+    return stored_model_id(store, name, model) or embedding_key(model)
+
+
 def _vectors(store: Store, name: str, model):
     """The corpus's vectors for a model given as on the command line."""
-    from .embedding import model_id_for
-
-    return store.vectors(name, model_id_for(model))
+    return store.vectors(name, _model_key(store, name, model))
 
 
 def cmd_depth(args, store: Store) -> None:
@@ -205,11 +212,10 @@ def cmd_import_vectors(args, store: Store) -> None:
 
 
 def cmd_report(args, store: Store) -> None:
-    from .embedding import model_id_for
     from .export import figure_image
     from .report import build_report
 
-    report = build_report(store, args.name, model_id_for(args.model), compare=args.compare,
+    report = build_report(store, args.name, _model_key(store, args.name, args.model), compare=args.compare,
                           method=args.method, permutations=args.permutations)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--model", default=None, help="model name or local path (default: bundled all-MiniLM-L6-v2)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="auto: float16 on CUDA, bfloat16 on a CPU with native bf16, else float32; "
+                        "the store keeps each precision under its own key")
+    s.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"],
+                   help="inference backend (onnx/openvino need their packages installed)")
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="most texts per forward pass (default 1024 on CUDA, 256 on CPU)")
     s.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="local: this process; ray: actors on a Ray cluster (pip install "
                         "'embedding-explorer[ray]')")

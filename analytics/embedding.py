@@ -19,11 +19,6 @@ import numpy as np
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
-# Never reach for a hub at run time; a model must be local (bundled, cached, or a path).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 class ModelError(RuntimeError):
     """A model that cannot be loaded here; the message says what to do."""
 
@@ -41,7 +36,11 @@ def model_id_for(model: str | os.PathLike | None) -> str:
         return DEFAULT_MODEL
     path = Path(model).expanduser()
     if path.exists():
-        if path.resolve() == default_model_path().resolve():
+        try:
+            bundled = default_model_path().resolve()
+        except ImportError:  # the package with the bundled model is not installed here
+            bundled = None
+        if path.resolve() == bundled:
             return DEFAULT_MODEL
         return "path:" + str(path.resolve())
     return str(model)
@@ -60,48 +59,183 @@ def resolve_model_device(device: str | None = "auto") -> str:
     return "cpu"
 
 
-def load_model(model: str | os.PathLike | None = None, *, device: str | None = "auto"):
-    """Load a sentence-transformers model: the bundled default, a local path, or a model name
-    already in the local cache. On CUDA the weights are cast to half precision."""
+_BACKEND_NEEDS = {
+    "onnx": (("onnxruntime", "optimum"), "pip install 'sentence-transformers[onnx]'"),
+    "openvino": (("openvino", "optimum"), "pip install 'sentence-transformers[openvino]'"),
+}
+
+
+def check_backend(backend: str) -> str:
+    """``backend`` if it can run here, else a :class:`ModelError` that says what to install."""
+    import importlib.util
+
+    from .inference import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    if backend in _BACKEND_NEEDS:
+        modules, how = _BACKEND_NEEDS[backend]
+        absent = [m for m in modules if importlib.util.find_spec(m) is None]
+        if absent:
+            raise ModelError(
+                f"The {backend!r} backend needs {', '.join(absent)}, which is not installed here "
+                f"({how}). The default backend 'torch' needs nothing extra."
+            )
+    return backend
+
+
+def load_model(model: str | os.PathLike | None = None, *, device: str | None = "auto",
+               backend: str = "torch"):
+    """Load a sentence-transformers model in float32: the bundled default, a local path, or a
+    model name already in the local cache. Precision is :class:`Embedder`'s business."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
+    # Never reach for a hub: a model must be local (bundled, cached, or a path).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     hf_logging.disable_progress_bar()  # a bar per load is noise in the CLI and the logs
+    check_backend(backend)
     source = default_model_path() if model in _DEFAULT_ALIASES else model
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise ModelError(f"A model is a name or a folder path, not a {type(source).__name__}.")
     dev = resolve_model_device(device)
+    import torch
+
+    # float32 whatever the checkpoint holds: precision is chosen later, and recorded in the key
+    kwargs = {"model_kwargs": {"dtype": torch.float32}}
+    if backend != "torch":
+        kwargs = {"backend": backend}
     try:
-        st_model = SentenceTransformer(str(source), device=dev)
-    except (OSError, ValueError) as exc:
+        st_model = SentenceTransformer(str(source), device=dev, local_files_only=True, **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(
             f"Could not load model {str(model)!r} ({exc.__class__.__name__}: {str(exc)[:300]}). "
             "Nothing is downloaded at run time: pass a local model folder, a model already in "
             "the Hugging Face cache, or leave the model unset for the bundled all-MiniLM-L6-v2."
         ) from None
-    if dev.startswith("cuda"):
-        st_model.half()
     return st_model
 
 
-class Embedder:
-    """A loaded model with the cache key it writes under. Create once, reuse (it is heavy)."""
+def embedding_key(model=None, *, device: str | None = "auto", precision: str | None = "auto",
+                  backend: str = "torch") -> str:
+    """The cache key an :class:`Embedder` with these settings writes under, without loading
+    the model: the model id plus a provenance tag for any precision or backend other than
+    float32 torch (e.g. ``sentence-transformers/all-MiniLM-L6-v2#bf16``)."""
+    from .inference import provenance_tag, resolve_precision
 
-    def __init__(self, model=None, *, device: str | None = "auto", batch_size: int = 64,
-                 model_id: str | None = None):
+    precision = resolve_precision(precision, resolve_model_device(device))
+    return model_id_for(model) + provenance_tag(precision, backend)
+
+
+def model_source(key: str) -> tuple[str | None, str, str]:
+    """(model to load, precision, backend) for a cache key: the inverse of
+    :func:`embedding_key`. The default model comes back as None (load the bundled copy)."""
+    from .inference import _SHORT
+
+    base, _, tag = key.partition("#")
+    backend, _, short = tag.rpartition("-") if "-" in tag else ("torch", "", tag)
+    precision = {v: k for k, v in _SHORT.items()}.get(short or "fp32", "float32")
+    model = None if base == DEFAULT_MODEL else base.removeprefix("path:")
+    return model, precision, backend or "torch"
+
+
+def stored_model_id(store, name: str, model=None, *, precision: str | None = None) -> str | None:
+    """The key under which every text of corpus ``name`` has a vector from ``model``, or None.
+
+    With ``precision`` only that precision counts. Otherwise the precision this machine embeds
+    in comes first, then float32, then any other: vectors of one key are never mixed with
+    another's, and a complete float32 set (the bundled sample's, say) is not embedded again.
+    """
+    base = model_id_for(model)
+    if precision is not None:
+        candidates = [embedding_key(model, precision=precision)]
+    else:
+        candidates = list(dict.fromkeys([embedding_key(model), base, *(
+            m for m in store.model_ids() if m.startswith(base + "#"))]))
+    n_docs = store.corpus_info(name).n_docs
+    for key in candidates:
+        if store.model_dim(key) is not None and store.embedded_count(name, key) >= n_docs:
+            return key
+    return None
+
+
+class Embedder:
+    """A loaded model with the cache key it writes under. Create once, reuse (it is heavy).
+
+    precision : ``"auto"`` (float16 on CUDA, bfloat16 on a CPU with native bf16, else
+        float32), or force ``"float32"``, ``"bfloat16"`` or ``"float16"`` (CUDA).
+    backend : ``"torch"`` (default), or ``"onnx"`` / ``"openvino"`` through sentence-
+        transformers where their packages are installed (float32).
+    batch_size : most texts in one forward pass (default: 1,024 on CUDA, 256 on CPU); batches
+        are sized by ``token_budget`` (rows x padded length) below that.
+    model_id : the base cache key for an already-loaded model; the precision tag is appended.
+    """
+
+    def __init__(self, model=None, *, device: str | None = "auto", precision: str | None = "auto",
+                 backend: str = "torch", batch_size: int | None = None,
+                 token_budget: int | None = None, model_id: str | None = None):
+        from .inference import FastEncoder, provenance_tag, resolve_precision
+
+        check_backend(backend)
+        if backend != "torch" and precision not in (None, "auto", "float32"):
+            raise ValueError(f"The {backend!r} backend runs in float32 here; pass precision='float32'.")
         if model is None or isinstance(model, (str, os.PathLike)):
-            self.model_id = model_id or model_id_for(model)
-            self.model = load_model(model, device=device)
+            base = model_id or model_id_for(model)
+            self.model = load_model(model, device=device, backend=backend)
         else:  # an already-loaded SentenceTransformer
             if model_id is None:
                 raise ValueError("Pass model_id= with a loaded model: it is the store's cache key.")
-            self.model_id, self.model = model_id, model
-        self.batch_size = int(batch_size)
+            base, self.model = model_id, model
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.device = str(self.model.device)
+        self.backend = backend
+        self.precision = "float32" if backend != "torch" else resolve_precision(precision, self.device)
+        self.engine = None
+        if backend == "torch":
+            try:
+                self.engine = FastEncoder(self.model, precision=self.precision,
+                                          max_batch=batch_size, token_budget=token_budget)
+            except ValueError:  # not a plain text transformer: sentence-transformers' own path
+                self.precision = "float32"
+        self.batch_size = int(batch_size or (self.engine.max_batch if self.engine else 64))
+        self.model_id = base + provenance_tag(self.precision, backend)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_seq_length = int(self.model.max_seq_length)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) float32 with unit rows (re-normalised in float32 after a half-precision pass)."""
+    def __repr__(self) -> str:
+        return f"Embedder({self.model_id!r}, device={self.device!r}, precision={self.precision!r})"
+
+    def iter_encode(self, texts: list[str]):
+        """Yield ``(positions, vectors)`` per batch: float32 unit rows as numpy, ``positions``
+        indexing ``texts``. The GPU runs one batch ahead of the caller."""
+        if self.engine is None:
+            for s in range(0, len(texts), self.batch_size):
+                yield np.arange(s, min(s + self.batch_size, len(texts))), \
+                    self._plain(texts[s : s + self.batch_size])
+            return
+        import torch
+
+        pending = None
+        for positions, vectors in self.engine.iter_encode(texts):
+            if self.engine.cuda:  # copy back without waiting; hand over the previous batch
+                host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
+                host.copy_(vectors, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                if pending is not None:
+                    pending[2].synchronize()
+                    yield pending[0], pending[1].numpy()
+                pending = (positions, host, done)
+            else:
+                yield positions, vectors.numpy()
+        if pending is not None:
+            pending[2].synchronize()
+            yield pending[0], pending[1].numpy()
+
+    def _plain(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, convert_to_numpy=True,
             normalize_embeddings=False, show_progress_bar=False,
@@ -109,6 +243,18 @@ class Embedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return vectors / norms
+
+    @property
+    def last_truncated(self) -> int:
+        """How many texts of the last encode were longer than the model reads."""
+        return self.engine.last_truncated if self.engine is not None else 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32 with unit rows, normalised in float32."""
+        texts = list(texts)
+        if self.engine is None:
+            return self._plain(texts)
+        return self.engine.encode(texts)
 
     def count_truncated(self, texts: list[str]) -> int:
         """How many texts are longer than the model reads (``max_seq_length`` tokens): only their
@@ -120,9 +266,11 @@ class Embedder:
         return sum(len(i) > self.max_seq_length for i in ids)
 
 
-def embed_texts(texts, model=None, *, batch_size: int = 64, device: str | None = "auto") -> np.ndarray:
+def embed_texts(texts, model=None, *, batch_size: int | None = None, device: str | None = "auto",
+                precision: str | None = "auto") -> np.ndarray:
     """Embed ``texts`` as an (n, d) float32 array of unit rows, with no store involved."""
-    embedder = model if isinstance(model, Embedder) else Embedder(model, device=device, batch_size=batch_size)
+    embedder = model if isinstance(model, Embedder) else Embedder(
+        model, device=device, batch_size=batch_size, precision=precision)
     return embedder.encode(list(texts))
 
 
@@ -171,49 +319,88 @@ def embed_corpus(
     *,
     model=None,
     device: str | None = "auto",
-    batch_size: int = 64,
-    commit_every: int = 256,
+    precision: str | None = "auto",
+    batch_size: int | None = None,
+    commit_every: int | None = None,
     progress=None,
     should_stop=None,
 ) -> EmbedReport:
     """Embed the texts of corpus ``name`` that the store has no vector for, and cache them.
 
-    Work is committed every ``commit_every`` texts, so an interrupted call (stopped, killed,
-    crashed) loses at most that much, and the next call carries on from the cache. Texts are
-    embedded longest first, which keeps padding, and so time, low.
+    The model works on the next batch while a writer thread commits the last ones, every
+    ``commit_every`` texts (default: 256 on CPU, 8,192 on a GPU), so an interrupted call
+    (stopped, killed, crashed) loses at most that much, and the next call carries on from the
+    cache. Texts are batched by length, which keeps padding, and so time, low.
 
     progress : callable ``(done, total)``, called after each batch.
     should_stop : callable returning True (or a ``threading.Event``) to stop between batches.
     """
+    import queue
+    import threading
+
     t0 = time.perf_counter()
-    embedder = embedder or Embedder(model, device=device, batch_size=batch_size)
+    embedder = embedder or Embedder(model, device=device, precision=precision, batch_size=batch_size)
+    if commit_every is None:
+        commit_every = 8192 if embedder.device.startswith("cuda") else 256
     info = store.corpus_info(name)
     missing = store.missing_texts(name, embedder.model_id)
     n_cached = store.embedded_count(name, embedder.model_id)
-    missing.sort(key=lambda ht: len(ht[1]), reverse=True)
     stop = getattr(should_stop, "is_set", should_stop)
     total, done, truncated, stopped = len(missing), 0, 0, False
     if progress:
         progress(0, total)
-    pending_hashes: list[str] = []
-    pending_vectors: list[np.ndarray] = []
-    for start in range(0, total, embedder.batch_size):
-        if stop is not None and stop():
-            stopped = True
-            break
-        batch = missing[start : start + embedder.batch_size]
-        texts = [t for _, t in batch]
-        pending_vectors.append(embedder.encode(texts))
-        pending_hashes.extend(h for h, _ in batch)
-        truncated += embedder.count_truncated(texts)
-        done += len(batch)
-        if len(pending_hashes) >= commit_every:
-            store.put_vectors(embedder.model_id, pending_hashes, np.concatenate(pending_vectors))
-            pending_hashes, pending_vectors = [], []
-        if progress:
-            progress(done, total)
-    if pending_hashes:
-        store.put_vectors(embedder.model_id, pending_hashes, np.concatenate(pending_vectors))
+
+    # One writer thread: the store commits batch k while the model computes batch k+1.
+    commits: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        while (item := commits.get()) is not None:
+            if failure:
+                continue  # drain after an error; the caller re-raises it
+            try:
+                store.put_vectors(embedder.model_id, *item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                failure.append(exc)
+
+    writer = threading.Thread(target=write, name="embed-writer", daemon=True)
+    writer.start()
+    pending_pos: list[np.ndarray] = []
+    pending_vec: list[np.ndarray] = []
+    n_pending = 0
+
+    def flush() -> None:
+        nonlocal pending_pos, pending_vec, n_pending
+        if n_pending:
+            positions = np.concatenate(pending_pos)
+            commits.put(([missing[i][0] for i in positions], np.concatenate(pending_vec)))
+        pending_pos, pending_vec, n_pending = [], [], 0
+
+    try:
+        texts = [t for _, t in missing]
+        for positions, vectors in embedder.iter_encode(texts):
+            if failure:
+                break
+            pending_pos.append(positions)
+            pending_vec.append(vectors)
+            n_pending += len(positions)
+            done += len(positions)
+            if n_pending >= commit_every:
+                flush()
+            if progress:
+                progress(done, total)
+            if stop is not None and stop() and done < total:
+                stopped = True
+                break
+        if not failure:
+            flush()
+        truncated = embedder.last_truncated if embedder.engine is not None else \
+            embedder.count_truncated(texts[:done])
+    finally:
+        commits.put(None)
+        writer.join()
+    if failure:
+        raise failure[0]
     return EmbedReport(
         corpus=name, model_id=embedder.model_id, device=embedder.device, n_docs=info.n_docs,
         n_cached=n_cached, n_computed=done, n_truncated=truncated,

@@ -416,6 +416,10 @@ class Store:
         row = _one(self._cur(), "SELECT dim FROM models WHERE model_id = ?", [model_id])
         return None if row is None else int(row[0])
 
+    def model_ids(self) -> list[str]:
+        """Every model id (cache key) with vectors in this store."""
+        return [r[0] for r in self._cur().execute("SELECT model_id FROM models ORDER BY model_id").fetchall()]
+
     def register_model(self, model_id: str, dim: int) -> None:
         table = _vector_table(dim)
         known = self.model_dim(model_id)

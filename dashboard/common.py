@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from analytics import Store, tte_depth
-from analytics.embedding import DEFAULT_MODEL, Embedder
+from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
 from analytics.store import default_store_path
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -29,12 +29,31 @@ def store() -> Store:
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
-def get_embedder(model: str | None, device: str) -> Embedder:
-    return Embedder(model, device=device)
+def get_embedder(model: str | None, device: str, precision: str = "auto") -> Embedder:
+    return Embedder(model, device=device, precision=precision)
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def _complete_key(path: str, name: str, fp: str, chosen: str | None) -> str | None:
+    s = get_store(path)
+    if chosen and s.model_dim(chosen) and s.embedded_count(name, chosen) >= s.corpus_info(name).n_docs:
+        return chosen
+    return stored_model_id(s, name, model_source(chosen)[0] if chosen else None)
 
 
 def model_id() -> str:
-    return st.session_state.get("model_id", DEFAULT_MODEL)
+    """The cache key of the current corpus's vectors: the one last embedded in this session
+    when it covers the corpus, else whichever precision of that model covers it all."""
+    chosen = st.session_state.get("model_id")
+    name = st.session_state.get("corpus")
+    if name:
+        try:
+            key = _complete_key(str(store().path), name, fingerprint(name), chosen)
+        except Exception:  # noqa: BLE001 - an unknown corpus falls back to the default key
+            key = None
+        if key:
+            return key
+    return chosen or DEFAULT_MODEL
 
 
 def fingerprint(name: str) -> str:

@@ -58,7 +58,7 @@ def embedder():
     """The real bundled model, loaded once for the session."""
     from analytics.embedding import Embedder
 
-    return Embedder(device="cpu", batch_size=32)
+    return Embedder(device="cpu", precision="float32", batch_size=32)
 
 
 @pytest.fixture

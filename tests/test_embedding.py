@@ -25,17 +25,17 @@ from analytics.store import Store, text_hash
 
 @pytest.fixture
 def count_calls(embedder):
-    """Count the texts that really reach the model (the real encode still runs)."""
-    real = embedder.model.encode
+    """Count the texts that really reach the model (the real forward pass still runs)."""
+    real = embedder.engine._forward
     seen: list[int] = []
 
-    def counting(texts, *a, **k):
-        seen.append(len(texts))
-        return real(texts, *a, **k)
+    def counting(ids, lengths):
+        seen.append(len(ids))
+        return real(ids, lengths)
 
-    embedder.model.encode = counting
+    embedder.engine._forward = counting
     yield seen
-    embedder.model.encode = real
+    embedder.engine._forward = real
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_killed_mid_run_resumes_to_exactly_one_vector_per_text(tmp_path, embedde
         from analytics.store import Store
         from analytics.embedding import Embedder, embed_corpus
         store = Store({str(path)!r})
-        embedder = Embedder(device="cpu", batch_size=16)
+        embedder = Embedder(device="cpu", precision="float32", batch_size=16)
         def progress(done, total):
             print("progress", done, flush=True)
         embed_corpus(store, "news", embedder, commit_every=32, progress=progress)

@@ -6,7 +6,7 @@ import streamlit as st
 from common import get_embedder, plain, store
 
 from analytics import embed_corpus
-from analytics.embedding import model_id_for
+from analytics.embedding import stored_model_id
 from analytics.sample import SAMPLE_NAME, add_sample
 
 st.title("Embedding Explorer")
@@ -19,7 +19,7 @@ if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
     add_sample(s)  # with its precomputed vectors when they ship beside it
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
-if sample is not None and s.embedded_count(SAMPLE_NAME, model_id_for(None)) < sample.n_docs:
+if sample is not None and stored_model_id(s, SAMPLE_NAME) is None:
     st.subheader("First start: embedding the bundled sample")
     bar = st.progress(0.0, text="Starting…")
     report = embed_corpus(s, SAMPLE_NAME, get_embedder(None, "auto"),

@@ -4,7 +4,7 @@ import streamlit as st
 from common import (chart_subtitle, export_controls, fingerprint, get_embedder, model_id, pick_corpus, plain,
                     store, texts_and_metadata, vectors_or_stop)
 
-from analytics.embedding import DEFAULT_MODEL
+from analytics.embedding import model_source, resolve_model_device
 from analytics.evaluation import evaluate, load_qrels
 from analytics.figures import map_figure
 from analytics.projection import corpus_projection
@@ -25,7 +25,10 @@ vectors_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 s = store()
 index = index_for(str(s.path), name, model_id(), fingerprint(name))
-embedder = get_embedder(None if model_id() == DEFAULT_MODEL else model_id().removeprefix("path:"), "auto")
+query_model, query_precision, _ = model_source(model_id())  # queries in the corpus's precision
+if query_precision == "float16" and not resolve_model_device("auto").startswith("cuda"):
+    query_precision = "float32"  # vectors made on a GPU, queried here: float32 agrees to 1e-4
+embedder = get_embedder(query_model, "auto", query_precision)
 k = st.slider("Results", 1, 50, 10)
 query = st.text_input("Query", placeholder="e.g. oil prices and the economy")
 row = st.session_state.get("more_like_this", {}).get(name)
