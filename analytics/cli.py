@@ -124,7 +124,7 @@ def _embed_ray(args, store: Store) -> None:
         raise ValueError("--engine ray takes --device auto, cpu or cuda (one GPU per actor).")
     kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
     report = embed_corpus_ray(store, args.name, model=args.model,
-                              precision=getattr(args, "precision", "auto"),
+                              precision=args.precision,
                               address=args.address, num_actors=args.actors,
                               num_gpus_per_actor=gpus, shard_dir=args.shards, **kwargs)
     _emit(args, report.__dict__, [report.summary()])

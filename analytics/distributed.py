@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import EmbedReport, ModelError, model_id_for
+from .embedding import EmbedReport, ModelError
 
 # passed to every actor: a worker never reaches for the Hugging Face hub
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -54,25 +54,11 @@ def _import_ray():
 def _resolve_key(model, device: str, precision: str | None) -> tuple[str | None, str]:
     """(precision, cache key) for ``model`` on ``device``, resolved on the driver, so every actor
     (on any node, whatever its CPU) embeds in the same precision and writes under one key."""
-    try:
-        from .embedding import embedding_key
-        from .inference import resolve_precision
-    except ImportError:  # an Embedder without precision settings: float32, keyed by the model
-        return None, model_id_for(model)
+    from .embedding import embedding_key
+    from .inference import resolve_precision
+
     precision = resolve_precision(precision, device)
     return precision, embedding_key(model, device=device, precision=precision)
-
-
-def _embedder_kwargs(device: str, precision: str | None, batch_size: int | None) -> dict:
-    """Keyword arguments for :class:`Embedder`, ``precision`` only where it takes one."""
-    import inspect
-
-    from .embedding import Embedder
-
-    kwargs = {"device": device, "batch_size": batch_size}
-    if precision is not None and "precision" in inspect.signature(Embedder).parameters:
-        kwargs["precision"] = precision
-    return kwargs
 
 
 class EmbedActor:
@@ -84,7 +70,7 @@ class EmbedActor:
         os.environ.update(env)  # before sentence-transformers is imported in this process
         from .embedding import Embedder
 
-        self.embedder = Embedder(model, **_embedder_kwargs(device, precision, batch_size))
+        self.embedder = Embedder(model, device=device, precision=precision, batch_size=batch_size)
         self.mismatch = None
         if self.embedder.model_id != expected_key:
             self.mismatch = (f"The actor's model writes under {self.embedder.model_id!r}, not "

@@ -56,7 +56,7 @@ texts_f, _ = texts_and_metadata(f_name)
 texts_g, _ = texts_and_metadata(g_name)
 deep_f, out_g = r.examples(5)
 a, b = st.columns(2)
-a.subheader(f"Most representative of F")
+a.subheader("Most representative of F")
 a.dataframe([{"depth": round(float(r.depths_f[i]), 4), "text": texts_f[i]} for i in deep_f],
             hide_index=True, width="stretch")
 b.subheader("Most outlying of G (w.r.t. F)")
