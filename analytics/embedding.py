@@ -78,8 +78,8 @@ def check_backend(backend: str) -> str:
         absent = [m for m in modules if importlib.util.find_spec(m) is None]
         if absent:
             raise ModelError(
-                f"The {backend!r} backend needs {', '.join(absent)}, which is not installed here "
-                f"({how}). The default backend 'torch' needs nothing extra."
+                f"The {backend!r} backend needs {' and '.join(absent)}, not installed here: "
+                f"{how}. The default backend 'torch' needs nothing extra."
             )
     return backend
 

@@ -54,4 +54,4 @@ if st.button("Embed", type="primary", disabled=done >= n_docs):
     st.success(plain(report.summary()))
 elif done >= n_docs:
     st.session_state["model_id"] = mid
-    st.success("Every text is embedded with this model. Open the Map, Depth or Shift pages.")
+    st.success(f"Every text is embedded ({plain(mid)}). Open the Map, Depth or Shift pages.")
