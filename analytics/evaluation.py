@@ -9,24 +9,46 @@ from pathlib import Path
 import numpy as np
 
 
-def load_qrels(path) -> dict[str, dict[str, int]]:
+def load_qrels(source, *, format: str | None = None) -> dict[str, dict[str, int]]:
     """Relevance judgements from CSV/TSV with columns query-id, corpus-id, score (BEIR layout;
-    ``query_id``/``doc_id``/``relevance`` also accepted)."""
-    path = Path(path)
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    qrels: dict[str, dict[str, int]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        fields = {n.lower().replace("_", "-"): n for n in reader.fieldnames or []}
+    ``query_id``/``doc_id``/``relevance`` also accepted).
+
+    ``source`` is a path, or the bytes of an upload with ``format`` ``"csv"`` or ``"tsv"``: an
+    upload never touches the file system, so a name sent by a browser cannot choose a path.
+    """
+    import io
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if format not in ("csv", "tsv"):
+            raise ValueError("Pass format='csv' or 'tsv' with judgements given as bytes.")
+        label = "the judgements file"
         try:
-            q, d = fields["query-id"], fields.get("corpus-id") or fields["doc-id"]
-        except KeyError:
-            raise ValueError(f"{path.name}: need columns query-id, corpus-id (or doc-id) and "
-                             f"score; found {reader.fieldnames}.") from None
-        s = fields.get("score") or fields.get("relevance")
-        for row in reader:
+            text = bytes(source).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{label} is not UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    else:
+        path = Path(source)
+        label = path.name
+        format = format or ("tsv" if path.suffix.lower() in (".tsv", ".tab") else "csv")
+        text = path.read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if format == "tsv" else ",")
+    fields = {n.lower().replace("_", "-"): n for n in reader.fieldnames or []}
+    try:
+        q, d = fields["query-id"], fields.get("corpus-id") or fields["doc-id"]
+    except KeyError:
+        raise ValueError(f"{label}: need columns query-id, corpus-id (or doc-id) and "
+                         f"score; found {reader.fieldnames}.") from None
+    s = fields.get("score") or fields.get("relevance")
+    qrels: dict[str, dict[str, int]] = {}
+    for line, row in enumerate(reader, start=2):
+        if row.get(q) is None or row.get(d) is None:
+            raise ValueError(f"{label}, line {line}: too few columns; each row needs a query id, "
+                             "a document id and a score.")
+        try:
             rel = int(float(row[s])) if s else 1
-            qrels.setdefault(str(row[q]), {})[str(row[d])] = rel
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{label}, line {line}: score {row[s]!r} is not a number.") from None
+        qrels.setdefault(str(row[q]), {})[str(row[d])] = rel
     return qrels
 
 

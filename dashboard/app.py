@@ -14,7 +14,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PRESENTATION = st.query_params.get("presentation") in ("1", "true")
-st.set_page_config(page_title="Embedding Explorer", page_icon=":material/scatter_plot:", layout="wide",
+# a local favicon: a ":material/...:" page icon is fetched from a font CDN by every page
+st.set_page_config(page_title="Embedding Explorer",
+                   page_icon=str(Path(__file__).resolve().parent / "static" / "icon.png"), layout="wide",
                    initial_sidebar_state="collapsed" if PRESENTATION else "auto")
 if PRESENTATION:  # clean screenshots: no sidebar, header, toolbar or footer (static CSS, no user text)
     st.html("<style>[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],"

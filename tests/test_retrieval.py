@@ -135,3 +135,28 @@ def test_perfect_run_scores_one_and_bad_qrels_are_explained(tmp_path):
     bad.write_text("question,document\n1,2\n")
     with pytest.raises(ValueError, match="need columns query-id, corpus-id"):
         load_qrels(bad)
+
+
+def test_uploaded_judgements_are_parsed_from_bytes_not_a_path(tmp_path):
+    data = b"query-id\tcorpus-id\tscore\nq1\td1\t1\n"
+    assert load_qrels(data, format="tsv") == {"q1": {"d1": 1}}
+    assert load_qrels(data.replace(b"\t", b","), format="csv") == {"q1": {"d1": 1}}
+    with pytest.raises(ValueError, match="line 3: score 'high' is not a number"):
+        load_qrels(b"query-id,corpus-id,score\nq1,d1,1\nq1,d2,high\n", format="csv")
+    with pytest.raises(ValueError, match="line 2: too few columns"):
+        load_qrels(b"query-id,corpus-id,score\nq1\n", format="csv")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        load_qrels("query-id,corpus-id,score\nq1,d1,1\n".encode("utf-16"), format="csv")
+
+
+def test_no_page_joins_a_browser_file_name_to_a_path():
+    """A file name sent by a browser (``UploadedFile.name``) must never reach the file system:
+    an absolute or ``../`` name would write wherever the server can (issue 9, item 1)."""
+    import re
+
+    from conftest import ROOT
+
+    for page in (ROOT / "dashboard").rglob("*.py"):
+        source = page.read_text(encoding="utf-8")
+        assert not re.search(r"/\s*\w+\.name\b", source), page
+        assert "write_bytes" not in source and "open(" not in source.replace("st.page_link", ""), page

@@ -66,15 +66,12 @@ with st.expander("Evaluate with relevance judgements"):
     if qfile and jfile and st.button("Evaluate"):
         import csv
         import io
-        import tempfile
-        from pathlib import Path
 
         try:
             queries = {r["query-id"]: r["text"] for r in csv.DictReader(io.StringIO(qfile.getvalue().decode("utf-8")))}
-            with tempfile.TemporaryDirectory() as tmp:
-                p = Path(tmp) / jfile.name
-                p.write_bytes(jfile.getvalue())
-                qrels = load_qrels(p)
+            # the browser's file name only picks the delimiter; it never reaches the file system
+            qrels = load_qrels(jfile.getvalue(),
+                               format="tsv" if jfile.name.lower().endswith((".tsv", ".tab")) else "csv")
             doc_ids = [str(i) if id_col == "row" else str(m.get(id_col, "")) for i, m in enumerate(metadata)]
             qids = list(queries)
             res = index.search(embedder.encode([queries[q] for q in qids]), 100)
