@@ -7,8 +7,7 @@ import numpy as np
 DISTANCES = ("cosine", "chord")
 
 
-class EmbeddingError(ValueError):
-    """Embeddings that cannot be used as given (wrong shape, non-finite, zero rows...)."""
+from .errors import EmbeddingError  # noqa: E402,F401 - defined with the other user errors
 
 
 def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:

@@ -44,8 +44,7 @@ _TEXT_NAMES = ("text", "texts", "document", "content", "body", "sentence", "abst
                "description", "review", "message", "query", "question", "title")
 
 
-class CorpusError(ValueError):
-    """A corpus or vector file that cannot be used as given; the message says what to do."""
+from .errors import CorpusError  # noqa: E402,F401 - defined with the other user errors
 
 
 @dataclass

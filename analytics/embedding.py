@@ -19,8 +19,7 @@ import numpy as np
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
-class ModelError(RuntimeError):
-    """A model that cannot be loaded here; the message says what to do."""
+from .errors import ModelError  # noqa: E402,F401 - defined with the other user errors
 
 
 def default_model_path() -> Path:

@@ -28,8 +28,7 @@ _MAX_NAME = 200
 _MAX_DIM = 65536
 
 
-class StoreError(RuntimeError):
-    """The store cannot do what was asked; the message says why and what to do."""
+from .errors import StoreError  # noqa: E402,F401 - defined with the other user errors
 
 
 @dataclass(frozen=True)

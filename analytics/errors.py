@@ -1,0 +1,37 @@
+"""Every error a user can cause derives from :class:`ExplorerError`.
+
+The CLI and the pages catch ``ExplorerError`` alone and show its message, which says what was
+wrong and what to do; anything else is a bug and surfaces as one (a traceback in the CLI, a
+logged error with an id in the dashboard). Each class also keeps the builtin base it always
+had (``ValueError`` or ``RuntimeError``), so existing ``except ValueError`` code still works.
+"""
+
+from __future__ import annotations
+
+
+class ExplorerError(Exception):
+    """A failure the user can fix; the message says how."""
+
+
+class ParameterError(ExplorerError, ValueError):
+    """A parameter outside its declared rule (see :mod:`analytics.params`), or an unknown one."""
+
+
+class EmbeddingError(ExplorerError, ValueError):
+    """Embeddings that cannot be used as given (wrong shape, non-finite, zero rows...)."""
+
+
+class CorpusError(ExplorerError, ValueError):
+    """A corpus or vector file that cannot be used as given."""
+
+
+class StoreError(ExplorerError, RuntimeError):
+    """The store cannot do what was asked (unknown corpus, file held by another process...)."""
+
+
+class ModelError(ExplorerError, RuntimeError):
+    """A model that cannot be loaded or run here (not local, a backend not installed...)."""
+
+
+__all__ = ["CorpusError", "EmbeddingError", "ExplorerError", "ModelError", "ParameterError",
+           "StoreError"]
