@@ -6,8 +6,7 @@
 >>> print(result.summary())
 """
 
-from ._validate import EmbeddingError
-from .corpus import Corpus, CorpusError, CorpusStream, load_corpus, load_vectors, stream_corpus
+from .corpus import Corpus, CorpusStream, load_corpus, load_vectors, stream_corpus
 from .depth import (
     depth_order,
     depth_percentile,
@@ -16,9 +15,18 @@ from .depth import (
     most_outlying,
     tte_depth,
 )
-from .embedding import Embedder, EmbedReport, ModelError, embed_corpus, import_vectors
+from .embedding import Embedder, EmbedReport, embed_corpus, import_vectors
+from .errors import (
+    CorpusError,
+    DependencyError,
+    EmbeddingError,
+    ExplorerError,
+    ModelError,
+    ParameterError,
+    StoreError,
+)
 from .shift import ShiftResult, q_reference, q_score, shift_test
-from .store import Store, StoreError
+from .store import Store
 
 __version__ = "0.1.0"
 
@@ -26,10 +34,13 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "CorpusStream",
+    "DependencyError",
     "EmbedReport",
     "Embedder",
     "EmbeddingError",
+    "ExplorerError",
     "ModelError",
+    "ParameterError",
     "Store",
     "StoreError",
     "embed_corpus",

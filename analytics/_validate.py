@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import EmbeddingError, ParameterError
+
 DISTANCES = ("cosine", "chord")
-
-
-from .errors import EmbeddingError  # noqa: E402,F401 - defined with the other user errors
 
 
 def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
@@ -81,7 +80,7 @@ def checked_norms(x: np.ndarray, name: str = "X") -> np.ndarray:
 
 def check_distance(distance: str) -> str:
     if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
+        raise ParameterError(f"distance must be one of {DISTANCES}, got {distance!r}.")
     return distance
 
 

@@ -11,11 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from ._validate import EmbeddingError
-from .corpus import DEFAULT_CHUNK_ROWS, CorpusError, load_vectors, stream_corpus
-from .store import Store, StoreError, default_store_path
-
-USER_ERRORS = (CorpusError, StoreError, EmbeddingError, ValueError)
+from .corpus import DEFAULT_CHUNK_ROWS, load_vectors, stream_corpus
+from .errors import ExplorerError, ParameterError
+from .store import Store, default_store_path
 
 
 def _short(text: str, width: int = 110) -> str:
@@ -118,10 +116,10 @@ def _embed_ray(args, store: Store) -> None:
     from .distributed import embed_corpus_ray
 
     if getattr(args, "backend", "torch") != "torch":
-        raise ValueError("--engine ray runs the torch backend; leave --backend unset.")
+        raise ParameterError("--engine ray runs the torch backend; leave --backend unset.")
     gpus = {"auto": None, "cpu": 0, "cuda": 1}.get(args.device, -1)
     if gpus == -1:
-        raise ValueError("--engine ray takes --device auto, cpu or cuda (one GPU per actor).")
+        raise ParameterError("--engine ray takes --device auto, cpu or cuda (one GPU per actor).")
     kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
     report = embed_corpus_ray(store, args.name, model=args.model,
                               precision=args.precision,
@@ -353,9 +351,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with Store(store_path) as store:
             args.func(args, store)
-    except (*USER_ERRORS, RuntimeError) as exc:
+    except ExplorerError as exc:  # a user error: its message says what to do
         print(f"embex: error: {exc}", file=sys.stderr)
         return 2
+    # anything else is a bug: it propagates, with its traceback and exit status 1
     return 0
 
 

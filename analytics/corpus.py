@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CorpusError, ParameterError
+
 #: refuse in-memory inputs (uploads, load_corpus) over this size unless the caller raises the
 #: limit; streamed files (stream_corpus) need no limit, as they never sit in memory whole
 DEFAULT_MAX_BYTES = 200 * 2**20
@@ -42,9 +44,6 @@ _EXTENSIONS = {
 #: column names tried in order when the caller does not name the text column
 _TEXT_NAMES = ("text", "texts", "document", "content", "body", "sentence", "abstract",
                "description", "review", "message", "query", "question", "title")
-
-
-from .errors import CorpusError  # noqa: E402,F401 - defined with the other user errors
 
 
 @dataclass
@@ -106,7 +105,7 @@ def load_corpus(
     empty : ``"skip"`` drops empty or whitespace-only texts and reports them; ``"error"`` refuses.
     """
     if empty not in ("skip", "error"):
-        raise ValueError(f"empty must be 'skip' or 'error', got {empty!r}.")
+        raise ParameterError(f"empty must be 'skip' or 'error', got {empty!r}.")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = name or "upload"
@@ -402,9 +401,9 @@ class CorpusStream:
                  chunk_rows: int = DEFAULT_CHUNK_ROWS, empty: str = "skip",
                  max_bytes: int | None = None):
         if empty not in ("skip", "error"):
-            raise ValueError(f"empty must be 'skip' or 'error', got {empty!r}.")
+            raise ParameterError(f"empty must be 'skip' or 'error', got {empty!r}.")
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
+            raise ParameterError(f"chunk_rows must be a positive integer, got {chunk_rows!r}.")
         if isinstance(path, (bytes, bytearray, memoryview)):
             raise TypeError("stream_corpus reads files on disk; use load_corpus for bytes.")
         self.path = Path(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_embeddings, check_distance, check_same_dim, checked_norms
+from .errors import ParameterError
 
 #: rows summed in float32 before the running sum (float64) takes them, in the closed form
 _SUM_BLOCK = 1024
@@ -202,5 +203,5 @@ def depth_percentile(depths) -> np.ndarray:
 
 def _check_k(k: int) -> int:
     if not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k must be a non-negative integer, got {k!r}.")
+        raise ParameterError(f"k must be a non-negative integer, got {k!r}.")
     return int(k)

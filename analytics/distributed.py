@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import EmbedReport, ModelError
+from .embedding import EmbedReport
+from .errors import ModelError, ParameterError
 
 # passed to every actor: a worker never reaches for the Hugging Face hub
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -92,13 +93,14 @@ class EmbedActor:
 
 def _shard_rows(path: Path) -> int:
     """Rows in the finished Parquet shards under ``path`` (unfinished ones are skipped)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = 0
     for f in path.glob("*.parquet"):
         try:
             rows += pq.read_metadata(f).num_rows
-        except Exception:  # noqa: BLE001 - a shard still being written
+        except (pa.ArrowException, OSError):  # a shard still being written (or just removed)
             pass
     return rows
 
@@ -144,12 +146,12 @@ def embed_corpus_ray(
     import pyarrow as pa
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise ValueError("With the Ray engine a model is a name or a folder path (every actor "
-                         f"loads its own copy), not a {type(model).__name__}.")
+        raise ParameterError("With the Ray engine a model is a name or a folder path (every actor "
+                             f"loads its own copy), not a {type(model).__name__}.")
     if model is not None and Path(model).expanduser().exists():
         model = str(Path(model).expanduser().resolve())  # the same path on every node
     if batch_size is None or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
     batch_size = int(batch_size)
     info = store.corpus_info(name)  # an unknown corpus fails here, before a cluster starts
     started = False
@@ -182,7 +184,7 @@ def embed_corpus_ray(
                 num_actors = max(1, int(float(resources.get("CPU", 1)) // max(num_cpus_per_actor, 1e-9)))
         num_actors = int(num_actors)
         if num_actors < 1:
-            raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
+            raise ParameterError(f"num_actors must be at least 1, got {num_actors}.")
 
         n_cached = store.embedded_count(name, key)
         missing = store.missing_texts(name, key)

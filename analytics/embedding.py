@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import EmbeddingError, ModelError, ParameterError
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-
-from .errors import ModelError  # noqa: E402,F401 - defined with the other user errors
 
 
 def default_model_path() -> Path:
@@ -71,7 +71,7 @@ def check_backend(backend: str) -> str:
     from .inference import BACKENDS
 
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+        raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     if backend in _BACKEND_NEEDS:
         modules, how = _BACKEND_NEEDS[backend]
         absent = [m for m in modules if importlib.util.find_spec(m) is None]
@@ -178,16 +178,16 @@ class Embedder:
 
         check_backend(backend)
         if backend != "torch" and precision not in (None, "auto", "float32"):
-            raise ValueError(f"The {backend!r} backend runs in float32 here; pass precision='float32'.")
+            raise ParameterError(f"The {backend!r} backend runs in float32 here; pass precision='float32'.")
         if model is None or isinstance(model, (str, os.PathLike)):
             base = model_id or model_id_for(model)
             self.model = load_model(model, device=device, backend=backend)
         else:  # an already-loaded SentenceTransformer
             if model_id is None:
-                raise ValueError("Pass model_id= with a loaded model: it is the store's cache key.")
+                raise ParameterError("Pass model_id= with a loaded model: it is the store's cache key.")
             base, self.model = model_id, model
         if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+            raise ParameterError(f"batch_size must be at least 1, got {batch_size}.")
         self.device = str(self.model.device)
         self.backend = backend
         self.precision = "float32" if backend != "torch" else resolve_precision(precision, self.device)
@@ -196,7 +196,7 @@ class Embedder:
             try:
                 self.engine = FastEncoder(self.model, precision=self.precision,
                                           max_batch=batch_size, token_budget=token_budget)
-            except ValueError:  # not a plain text transformer: sentence-transformers' own path
+            except ModelError:  # not a plain text transformer: sentence-transformers' own path
                 self.precision = "float32"
         self.batch_size = int(batch_size or (self.engine.max_batch if self.engine else 64))
         self.model_id = base + provenance_tag(self.precision, backend)
@@ -421,16 +421,16 @@ def import_vectors(store, name: str, vectors, model_id: str, *, ids=None) -> int
     texts = store.texts(name)
     if ids is None:
         if len(vectors) != info.n_docs:
-            raise ValueError(f"{len(vectors):,} vectors for {info.n_docs:,} documents in {name!r}; "
-                             "give one vector per document, in order, or pass ids.")
+            raise EmbeddingError(f"{len(vectors):,} vectors for {info.n_docs:,} documents in {name!r}; "
+                                 "give one vector per document, in order, or pass ids.")
         order = range(info.n_docs)
     else:
         try:
             order = [int(i) for i in ids]
         except (TypeError, ValueError):
-            raise ValueError("ids must be document positions (integers from 0).") from None
+            raise EmbeddingError("ids must be document positions (integers from 0).") from None
         if len(order) != len(vectors) or min(order) < 0 or max(order) >= info.n_docs:
-            raise ValueError(f"ids must be {len(vectors):,} positions in 0..{info.n_docs - 1}.")
+            raise EmbeddingError(f"ids must be {len(vectors):,} positions in 0..{info.n_docs - 1}.")
     from .store import text_hash
 
     hashes = [text_hash(texts[i]) for i in order]

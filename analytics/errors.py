@@ -33,5 +33,10 @@ class ModelError(ExplorerError, RuntimeError):
     """A model that cannot be loaded or run here (not local, a backend not installed...)."""
 
 
-__all__ = ["CorpusError", "EmbeddingError", "ExplorerError", "ModelError", "ParameterError",
-           "StoreError"]
+class DependencyError(ExplorerError, RuntimeError):
+    """A package or program that a feature needs is not installed here (kaleido and Chromium
+    for static images, Playwright for screenshots); the message says what to install."""
+
+
+__all__ = ["CorpusError", "DependencyError", "EmbeddingError", "ExplorerError", "ModelError",
+           "ParameterError", "StoreError"]

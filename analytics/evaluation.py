@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CorpusError, ParameterError
+
 
 def load_qrels(source, *, format: str | None = None) -> dict[str, dict[str, int]]:
     """Relevance judgements from CSV/TSV with columns query-id, corpus-id, score (BEIR layout;
@@ -20,12 +22,12 @@ def load_qrels(source, *, format: str | None = None) -> dict[str, dict[str, int]
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         if format not in ("csv", "tsv"):
-            raise ValueError("Pass format='csv' or 'tsv' with judgements given as bytes.")
+            raise ParameterError("Pass format='csv' or 'tsv' with judgements given as bytes.")
         label = "the judgements file"
         try:
             text = bytes(source).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{label} is not UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+            raise CorpusError(f"{label} is not UTF-8 (byte {exc.start}); save it as UTF-8.") from None
     else:
         path = Path(source)
         label = path.name
@@ -36,20 +38,46 @@ def load_qrels(source, *, format: str | None = None) -> dict[str, dict[str, int]
     try:
         q, d = fields["query-id"], fields.get("corpus-id") or fields["doc-id"]
     except KeyError:
-        raise ValueError(f"{label}: need columns query-id, corpus-id (or doc-id) and "
-                         f"score; found {reader.fieldnames}.") from None
+        raise CorpusError(f"{label}: need columns query-id, corpus-id (or doc-id) and "
+                          f"score; found {reader.fieldnames}.") from None
     s = fields.get("score") or fields.get("relevance")
     qrels: dict[str, dict[str, int]] = {}
     for line, row in enumerate(reader, start=2):
         if row.get(q) is None or row.get(d) is None:
-            raise ValueError(f"{label}, line {line}: too few columns; each row needs a query id, "
-                             "a document id and a score.")
+            raise CorpusError(f"{label}, line {line}: too few columns; each row needs a query id, "
+                              "a document id and a score.")
         try:
             rel = int(float(row[s])) if s else 1
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"{label}, line {line}: score {row[s]!r} is not a number.") from None
+            raise CorpusError(f"{label}, line {line}: score {row[s]!r} is not a number.") from None
         qrels.setdefault(str(row[q]), {})[str(row[d])] = rel
     return qrels
+
+
+def load_queries(data) -> dict[str, str]:
+    """Queries (query id -> text) from the bytes of a CSV upload with columns query-id and text
+    (``query_id`` also accepted). A file that cannot be used raises :class:`CorpusError`."""
+    import io
+
+    label = "the queries file"
+    try:
+        text = bytes(data).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{label} is not UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = {n.lower().replace("_", "-"): n for n in reader.fieldnames or []}
+    if "query-id" not in fields or "text" not in fields:
+        raise CorpusError(f"{label}: need columns query-id and text; found {reader.fieldnames}.")
+    q, t = fields["query-id"], fields["text"]
+    queries: dict[str, str] = {}
+    for line, row in enumerate(reader, start=2):
+        if row.get(q) is None or row.get(t) is None:
+            raise CorpusError(f"{label}, line {line}: too few columns; each row needs a query id "
+                              "and a text.")
+        queries[str(row[q])] = row[t]
+    if not queries:
+        raise CorpusError(f"{label} has no queries.")
+    return queries
 
 
 def evaluate(run: dict[str, list[str]], qrels: dict[str, dict[str, int]],
@@ -76,7 +104,7 @@ def evaluate(run: dict[str, list[str]], qrels: dict[str, dict[str, int]],
         first = next((i for i, d in enumerate(ranked[:10]) if d in relevant), None)
         per_query["mrr@10"].append(0.0 if first is None else 1.0 / (first + 1))
     if not per_query["ndcg@10"]:
-        raise ValueError("No judged query has a relevant document; check the relevance file.")
+        raise CorpusError("No judged query has a relevant document; check the relevance file.")
     out = {name: float(np.mean(v)) for name, v in per_query.items()}
     out["queries"] = len(per_query["ndcg@10"])
     return out

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelError, ParameterError
+
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 BACKENDS = ("torch", "onnx", "openvino")
 _SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
@@ -58,11 +60,11 @@ def resolve_precision(precision: str | None, device: str) -> str:
     """``"auto"`` -> float16 on CUDA, bfloat16 on a CPU with native bf16, else float32."""
     precision = precision or "auto"
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if precision != "auto":
         if precision == "float16" and device.startswith("cpu"):
-            raise ValueError("float16 is not supported on the CPU (it is emulated and slow); use "
-                             "precision='bfloat16', 'float32' or 'auto'.")
+            raise ParameterError("float16 is not supported on the CPU (it is emulated and slow); use "
+                                 "precision='bfloat16', 'float32' or 'auto'.")
         return precision
     if device.startswith("cuda"):
         return "float16"
@@ -225,7 +227,7 @@ class FastEncoder:
         self.dtype = getattr(torch, self.precision)
         modules = list(model.children()) if hasattr(model, "children") else []
         if not modules or not hasattr(modules[0], "model") or getattr(model, "tokenizer", None) is None:
-            raise ValueError("FastEncoder needs a text model whose first module is a transformer "
+            raise ModelError("FastEncoder needs a text model whose first module is a transformer "
                              "with a tokenizer; use SentenceTransformer.encode for this model.")
         self.transformer, self.heads = modules[0], modules[1:]
         if cast_weights is None:
@@ -239,7 +241,7 @@ class FastEncoder:
         self.max_length = int(model.max_seq_length)
         backend = getattr(model.tokenizer, "backend_tokenizer", None)
         if backend is None:
-            raise ValueError("FastEncoder needs a fast (Rust) tokenizer; this model has a slow one.")
+            raise ModelError("FastEncoder needs a fast (Rust) tokenizer; this model has a slow one.")
         self._tokenize = _Tokenize(backend.to_str(), self.max_length)
         self._tokenize.pad_id = _pad_id(model.tokenizer)
         self.token_budget = int(token_budget or (65_536 if self.cuda else 8_192))

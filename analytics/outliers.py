@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .depth import depth_percentile, most_outlying, tte_depth
+from .errors import ParameterError
 from .retrieval import ExactIndex
 
 
@@ -39,11 +40,11 @@ def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None,
                   distance: str = "cosine", device: str | None = "cpu") -> OutlierReport:
     """Flag the least deep texts: the lowest ``quantile`` of depths, or the ``count`` lowest."""
     if count is None and quantile is None:
-        raise ValueError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
+        raise ParameterError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
     if count is None and not 0 < quantile <= 1:
-        raise ValueError(f"quantile must be in (0, 1], got {quantile}.")
+        raise ParameterError(f"quantile must be in (0, 1], got {quantile}.")
     if count is not None and (not isinstance(count, (int, np.integer)) or count < 1):
-        raise ValueError(f"count must be a positive integer, got {count!r}.")
+        raise ParameterError(f"count must be a positive integer, got {count!r}.")
     depths = tte_depth(X, distance=distance)
     n = depths.size
     n_flag = min(n, count if count is not None else max(1, int(np.ceil(quantile * n))))

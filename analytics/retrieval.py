@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import as_embeddings, check_same_dim, checked_norms
+from .errors import EmbeddingError, ParameterError
 
 #: bytes one block of query x corpus scores may take
 _SCORE_BLOCK_BYTES = 128 * 2**20
@@ -39,7 +40,7 @@ def _unit(X, name: str) -> np.ndarray:
 
 def _check_k(k: int, n: int) -> int:
     if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
+        raise ParameterError(f"k must be a positive integer, got {k!r}.")
     return min(int(k), n)
 
 
@@ -135,7 +136,7 @@ class ApproxIndex:
     def search(self, queries, k: int = 10) -> SearchResult:
         Q = _unit(np.atleast_2d(queries), "queries")
         if Q.shape[1] != self.dim:
-            raise ValueError(f"queries have dimension {Q.shape[1]} but the index has {self.dim}.")
+            raise EmbeddingError(f"queries have dimension {Q.shape[1]} but the index has {self.dim}.")
         scores, ids = self.index.search(Q, _check_k(k, len(self)))
         return SearchResult(ids.astype(np.int64), scores)
 
@@ -150,12 +151,12 @@ def search_text(embedder, index, query: str | list[str], k: int = 10) -> SearchR
     """Embed ``query`` with the corpus's own model and search ``index``."""
     queries = [query] if isinstance(query, str) else list(query)
     if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
-        raise ValueError("Type a query: an empty query has nothing to search for.")
+        raise ParameterError("Type a query: an empty query has nothing to search for.")
     return index.search(embedder.encode(queries), k)
 
 
 def more_like_this(index: ExactIndex, row: int, k: int = 10) -> SearchResult:
     """The k texts nearest corpus row ``row``, itself left out."""
     if not 0 <= int(row) < len(index):
-        raise ValueError(f"row must be in 0..{len(index) - 1}, got {row}.")
+        raise ParameterError(f"row must be in 0..{len(index) - 1}, got {row}.")
     return index.search(index.vectors[int(row)], k, exclude=[int(row)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .errors import DependencyError
 from .export import SYSTEM_CHROMIUM
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,10 +36,10 @@ def screenshot_urls(urls, out_dir, *, width: int = 1400, height: int = 900,
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise RuntimeError("screenshot needs Playwright: pip install playwright "
-                           "(it drives the system Chromium; no browser download).") from None
+        raise DependencyError("screenshot needs Playwright: pip install playwright "
+                              "(it drives the system Chromium; no browser download).") from None
     if not Path(SYSTEM_CHROMIUM).exists():
-        raise RuntimeError(f"screenshot needs Chromium at {SYSTEM_CHROMIUM} (Debian: apt-get install chromium).")
+        raise DependencyError(f"screenshot needs Chromium at {SYSTEM_CHROMIUM} (Debian: apt-get install chromium).")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

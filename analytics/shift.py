@@ -19,6 +19,7 @@ from scipy.stats import rankdata, ranksums
 
 from ._validate import as_embeddings, check_distance, check_same_dim, checked_norms
 from .depth import most_central, most_outlying, tte_depth
+from .errors import ParameterError
 
 #: below this many texts on either side Q and the p-values are too noisy to lean on
 SMALL_SAMPLE = 30
@@ -150,7 +151,7 @@ def shift_test(
     check_same_dim(F, G, "F", "G")
     checked_norms(F, "F"), checked_norms(G, "G")  # so a bad row is reported under its corpus
     if not isinstance(permutations, (int, np.integer)) or permutations < 0:
-        raise ValueError(f"permutations must be a non-negative integer, got {permutations!r}.")
+        raise ParameterError(f"permutations must be a non-negative integer, got {permutations!r}.")
 
     depths_f = tte_depth(F, distance=distance, device=device)
     depths_g = tte_depth(G, reference=F, distance=distance, device=device)

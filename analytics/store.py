@@ -22,13 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Corpus
+from .errors import StoreError
 
 SCHEMA_VERSION = 4
 _MAX_NAME = 200
 _MAX_DIM = 65536
-
-
-from .errors import StoreError  # noqa: E402,F401 - defined with the other user errors
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .depth import depth_order, depth_percentile
+from .errors import ParameterError
 from .store import Store
 
 
@@ -41,7 +42,7 @@ def save_subset(store: Store, name: str, new_name: str, rows) -> int:
 
     rows = sorted({int(r) for r in rows})
     if not rows:
-        raise ValueError("Select at least one text first.")
+        raise ParameterError("Select at least one text first.")
     texts, metadata = store.texts(name), store.metadata(name)
     info = store.corpus_info(name)
     store.add_corpus(new_name, Corpus([texts[i] for i in rows], [metadata[i] for i in rows],
@@ -55,9 +56,9 @@ def split_corpus(store: Store, name: str, column: str, *, max_groups: int = 20) 
     values = [str(m.get(column, "")) for m in metadata]
     groups = list(dict.fromkeys(values))
     if column not in metadata_columns(metadata):
-        raise ValueError(f"{name!r} has no metadata column {column!r}.")
+        raise ParameterError(f"{name!r} has no metadata column {column!r}.")
     if len(groups) > max_groups:
-        raise ValueError(f"{column!r} has {len(groups)} values; splitting makes at most {max_groups} corpora.")
+        raise ParameterError(f"{column!r} has {len(groups)} values; splitting makes at most {max_groups} corpora.")
     names = []
     for g in groups:
         new = f"{name} [{column}={g}]"[:200]

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import streamlit as st
 
-from analytics import Store, tte_depth
+from analytics import ExplorerError, Store, StoreError, tte_depth
 from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
 from analytics.store import default_store_path
 
@@ -49,7 +49,7 @@ def model_id() -> str:
     if name:
         try:
             key = _complete_key(str(store().path), name, fingerprint(name), chosen)
-        except Exception:  # noqa: BLE001 - an unknown corpus falls back to the default key
+        except StoreError:  # an unknown corpus falls back to the default key
             key = None
         if key:
             return key
@@ -158,7 +158,7 @@ def export_controls(fig, stem: str, key: str) -> None:
             try:
                 st.session_state[f"{key}-png"] = figure_image(fig, "png", scale=scale)
                 st.session_state[f"{key}-svg"] = figure_image(fig, "svg")
-            except RuntimeError as exc:
+            except ExplorerError as exc:
                 st.error(plain(exc))
         if f"{key}-png" in st.session_state:
             c1, c2 = st.columns(2)

@@ -5,7 +5,7 @@ import time
 import streamlit as st
 from common import get_embedder, pick_corpus, plain, store
 
-from analytics import ModelError, embed_corpus
+from analytics import ExplorerError, ModelError, embed_corpus
 from analytics.embedding import embedding_key, resolve_model_device, stored_model_id
 from analytics.inference import resolve_precision
 
@@ -27,7 +27,7 @@ try:
     mid = embedding_key(model, device=device, precision=precision)
     if precision == "auto":  # vectors of this model in any precision already cover the corpus
         mid = stored_model_id(s, name, model) or mid
-except ValueError as exc:
+except ExplorerError as exc:
     st.error(plain(exc))
     st.stop()
 n_docs = s.corpus_info(name).n_docs

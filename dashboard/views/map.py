@@ -5,7 +5,7 @@ import streamlit as st
 from common import (chart_subtitle, depths, export_controls, model_id, pick_corpus, plain, set_url, store,
                     texts_and_metadata, url_param, vectors_or_stop)
 
-from analytics import StoreError
+from analytics import ExplorerError
 from analytics.figures import map_figure
 from analytics.projection import corpus_projection
 from analytics.tables import metadata_columns, save_subset
@@ -69,7 +69,7 @@ if rows:
         try:
             save_subset(s, name, new, rows)
             st.success(f"Saved {len(rows):,} texts as {plain(new)}.")
-        except (ValueError, StoreError) as exc:
+        except ExplorerError as exc:
             st.error(plain(exc))
 else:
     st.caption("Drag a box or lasso on the map to select texts.")

@@ -5,7 +5,8 @@ from common import (chart_subtitle, export_controls, fingerprint, get_embedder, 
                     store, texts_and_metadata, vectors_or_stop)
 
 from analytics.embedding import model_source, resolve_model_device
-from analytics.evaluation import evaluate, load_qrels
+from analytics import ExplorerError
+from analytics.evaluation import evaluate, load_qrels, load_queries
 from analytics.figures import map_figure
 from analytics.projection import corpus_projection
 from analytics.retrieval import ExactIndex, more_like_this, search_text
@@ -64,11 +65,8 @@ with st.expander("Evaluate with relevance judgements"):
     jfile = st.file_uploader("Judgements", type=["csv", "tsv"], key="eval_qrels")
     id_col = st.selectbox("Document id column", ["row", *metadata_columns(metadata)])
     if qfile and jfile and st.button("Evaluate"):
-        import csv
-        import io
-
         try:
-            queries = {r["query-id"]: r["text"] for r in csv.DictReader(io.StringIO(qfile.getvalue().decode("utf-8")))}
+            queries = load_queries(qfile.getvalue())
             # the browser's file name only picks the delimiter; it never reaches the file system
             qrels = load_qrels(jfile.getvalue(),
                                format="tsv" if jfile.name.lower().endswith((".tsv", ".tab")) else "csv")
@@ -77,5 +75,5 @@ with st.expander("Evaluate with relevance judgements"):
             res = index.search(embedder.encode([queries[q] for q in qids]), 100)
             run = {q: [doc_ids[i] for i in r] for q, r in zip(qids, res.ids)}
             st.dataframe([evaluate(run, qrels, k_values=(10, 100))], hide_index=True)
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            st.error(plain(f"Could not evaluate: {exc}. Check the column names and that files are UTF-8."))
+        except ExplorerError as exc:
+            st.error(plain(f"Could not evaluate: {exc}"))

@@ -3,7 +3,7 @@
 import streamlit as st
 from common import plain, store
 
-from analytics import CorpusError, StoreError, load_corpus
+from analytics import CorpusError, ExplorerError, StoreError, load_corpus
 from analytics.sample import add_sample
 from analytics.tables import metadata_columns, split_corpus
 
@@ -77,7 +77,7 @@ if corpora:
                 try:
                     made = split_corpus(s, source, column)
                     st.success(f"Made {len(made)} corpora: " + plain(", ".join(made)))
-                except (ValueError, StoreError) as exc:
+                except ExplorerError as exc:
                     st.error(plain(exc))
         else:
             st.caption("This corpus has no metadata columns.")
