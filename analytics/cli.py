@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .corpus import DEFAULT_CHUNK_ROWS, load_vectors, stream_corpus
 from .errors import ExplorerError, ParameterError
+from .params import RULES, Rule
 from .store import Store, default_store_path
 
 
@@ -179,15 +180,17 @@ def cmd_shift(args, store: Store) -> None:
     F, G = _vectors(store, args.reference, args.model), _vectors(store, args.comparison, args.model)
     r = shift_test(F, G, distance=args.distance, permutations=args.permutations,
                    random_state=args.seed)
+    summary = r.summary(args.alpha)
     texts_f, texts_g = store.texts(args.reference), store.texts(args.comparison)
     deep_f, out_g = r.examples(args.top)
     data = {"reference": args.reference, "comparison": args.comparison, "q": r.q,
             "q_reference": r.q_reference, "w": r.w, "p": r.p, "p_permutation": r.p_permutation,
             "permutations": r.permutations, "n_f": r.n_f, "n_g": r.n_g,
-            "distance": r.distance, "significant": r.significant(), "summary": r.summary(),
+            "distance": r.distance, "alpha": args.alpha, "significant": r.significant(args.alpha),
+            "summary": summary,
             "most_representative_f": [texts_f[i] for i in deep_f],
             "most_outlying_g": [texts_g[i] for i in out_g]}
-    lines = [f"F = {args.reference!r}, G = {args.comparison!r}", r.summary(), "",
+    lines = [f"F = {args.reference!r}, G = {args.comparison!r}", summary, "",
              f"Most representative texts of {args.reference!r}:"]
     lines += [f"  {_short(texts_f[i])}" for i in deep_f]
     lines += ["", f"Most outlying texts of {args.comparison!r} (relative to {args.reference!r}):"]
@@ -213,8 +216,9 @@ def cmd_report(args, store: Store) -> None:
     from .export import figure_image
     from .report import build_report
 
+    map_params = _map_params(args)
     report = build_report(store, args.name, _model_key(store, args.name, args.model), compare=args.compare,
-                          method=args.method, permutations=args.permutations)
+                          method=args.method, permutations=args.permutations, map_params=map_params)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
@@ -230,6 +234,63 @@ def cmd_report(args, store: Store) -> None:
     if report.shift is not None:
         data.update(q=report.shift.q, p=report.shift.p, p_permutation=report.shift.p_permutation)
     _emit(args, data, [f"Wrote {f}" for f in written])
+
+
+def _map_params(args) -> dict:
+    """The map parameters given on the command line; one of another method is an error."""
+    given = {name: value for name in args.map_options
+             if (value := getattr(args, f"map_{name}")) is not None}
+    takes = RULES[args.method]
+    wrong = [f"--{name.replace('_', '-')}" for name in given if name not in takes]
+    if wrong:
+        options = ", ".join(f"--{n.replace('_', '-')}" for n in takes) or "no parameters"
+        raise ParameterError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to "
+                             f"--method {args.method} (it takes {options}).")
+    return given
+
+
+def _rule_type(rule: Rule):
+    """An argparse ``type`` that parses and checks a value by its rule, so a value out of range
+    fails as a usage error that says the range."""
+    def parse(text: str):
+        try:
+            return rule.parse(text)
+        except ParameterError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = rule.name
+    return parse
+
+
+def _rule_help(rule: Rule, before: str = "") -> str:
+    """Help text from the rule: ``"2–200, default 15: neighbours each text's layout..."``."""
+    # a choice's values are in its metavar already
+    where = f"default {rule.default}" if rule.kind == "choice" else rule.describe()
+    return f"{before}{where}: {rule.help}".replace("%", "%%")
+
+
+def _rule_option(parser, rule: Rule, flag: str | None = None, *, default=..., before: str = "",
+                 **kwargs) -> None:
+    """An option whose type, range, default and help come from ``rule`` (analytics/params.py)."""
+    metavar = "{" + ",".join(map(str, rule.choices)) + "}" if rule.kind == "choice" else "N"
+    parser.add_argument(flag or f"--{rule.name.replace('_', '-')}", type=_rule_type(rule),
+                        default=rule.default if default is ... else default, metavar=metavar,
+                        help=_rule_help(rule, before), **kwargs)
+
+
+def _map_options(parser) -> None:
+    """One option per map parameter (--n-neighbors, --min-dist, --perplexity, --metric), each
+    from its rule; a name several methods share is one option."""
+    methods = RULES["projection"]["method"].choices
+    owners: dict[str, list[str]] = {}
+    for method in methods:
+        for name in RULES[method]:
+            owners.setdefault(name, []).append(method)
+    for name, which in owners.items():
+        # unset means the method's own default, so a parameter of another method is noticed
+        _rule_option(parser, RULES[which[0]][name], default=None, dest=f"map_{name}",
+                     before=f"with --method {' or '.join(which)}: ")
+    parser.set_defaults(map_options=list(owners))
 
 
 def cmd_screenshot(args, store: None) -> None:
@@ -295,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("depth", parents=[common], help="rank a corpus's texts by TTE depth")
     s.add_argument("name")
-    s.add_argument("--top", type=int, default=5)
+    _rule_option(s, RULES["depth"]["top"])
     s.add_argument("--model", default=None)
     s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
     s.set_defaults(func=cmd_depth)
@@ -305,9 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("comparison", metavar="G")
     s.add_argument("--model", default=None)
     s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
-    s.add_argument("--permutations", type=int, default=999)
+    _rule_option(s, RULES["shift"]["permutations"])
+    _rule_option(s, RULES["shift"]["alpha"])
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--top", type=int, default=3)
+    _rule_option(s, RULES["shift"]["top"])
     s.set_defaults(func=cmd_shift)
 
     s = sub.add_parser("delete", parents=[common], help="delete a corpus")
@@ -319,8 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", metavar="NAME2", help="also test whether NAME2 has shifted away from NAME")
     s.add_argument("--out", required=True, help="FILE.html")
     s.add_argument("--model", default=None)
-    s.add_argument("--method", choices=["umap", "pca", "tsne"], default="umap")
-    s.add_argument("--permutations", type=int, default=999)
+    _rule_option(s, RULES["projection"]["method"], before="the map: ")
+    _map_options(s)
+    _rule_option(s, RULES["shift"]["permutations"], before="with --compare: ")
     s.add_argument("--png-dir", help="also write each figure as a PNG here")
     s.add_argument("--scale", type=float, default=2.0, help="PNG scale (2 = twice 1200x700)")
     s.set_defaults(func=cmd_report)

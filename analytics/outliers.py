@@ -10,6 +10,7 @@ import numpy as np
 
 from .depth import depth_percentile, most_outlying, tte_depth
 from .errors import ParameterError
+from .params import RULES
 from .retrieval import ExactIndex
 
 
@@ -41,10 +42,12 @@ def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None,
     """Flag the least deep texts: the lowest ``quantile`` of depths, or the ``count`` lowest."""
     if count is None and quantile is None:
         raise ParameterError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
-    if count is None and not 0 < quantile <= 1:
-        raise ParameterError(f"quantile must be in (0, 1], got {quantile}.")
-    if count is not None and (not isinstance(count, (int, np.integer)) or count < 1):
-        raise ParameterError(f"count must be a positive integer, got {count!r}.")
+    rules = RULES["outliers"]  # ranges and defaults: analytics/params.py
+    if count is None:
+        quantile = rules["quantile"].check(quantile)
+    else:
+        count = rules["count"].check(count)
+    k = rules["k"].check(k)
     depths = tte_depth(X, distance=distance)
     n = depths.size
     n_flag = min(n, count if count is not None else max(1, int(np.ceil(quantile * n))))

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validate import as_embeddings, checked_norms
+from .params import RULES, check_params, defaults
 
-METHODS = ("pca", "umap", "tsne")
-DEFAULTS = {
-    "pca": {},
-    "umap": {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"},
-    "tsne": {"perplexity": 30.0, "metric": "cosine"},
-}
+#: the methods; their parameters' ranges and defaults are the rules in :mod:`analytics.params`
+METHODS = RULES["projection"]["method"].choices
+
+
+def __getattr__(name):
+    if name == "DEFAULTS":  # read from the rules on each access, so it never goes stale
+        return {method: defaults(method) for method in RULES["projection"]["method"].choices}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,10 @@ class Projection:
 
 
 def _params(method: str, random_state: int, overrides: dict) -> dict:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    unknown = set(overrides) - set(DEFAULTS[method])
-    if unknown:
-        raise ValueError(f"{method} takes {sorted(DEFAULTS[method]) or 'no parameters'}, not {sorted(unknown)}.")
-    params = {**DEFAULTS[method], **overrides, "random_state": int(random_state)}
-    if method == "umap" and not (2 <= int(params["n_neighbors"]) <= 200):
-        raise ValueError("UMAP n_neighbors must be between 2 and 200.")
-    if method == "umap" and not (0.0 <= float(params["min_dist"]) <= 1.0):
-        raise ValueError("UMAP min_dist must be between 0 and 1.")
-    if method == "tsne" and not (2 <= float(params["perplexity"]) <= 100):
-        raise ValueError("t-SNE perplexity must be between 2 and 100.")
-    return params
+    """The method's defaults, updated with ``overrides``, each checked by its rule
+    (:class:`~analytics.errors.ParameterError` names the parameter, its range and default)."""
+    method = RULES["projection"]["method"].check(method)
+    return {**defaults(method), **check_params(method, overrides), "random_state": int(random_state)}
 
 
 def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold: int = 50_000,

@@ -35,7 +35,10 @@ def _table(rows: list[tuple], headers: tuple) -> str:
 
 
 def build_report(store, name: str, model_id: str, *, compare: str | None = None,
-                 method: str = "umap", k: int = 10, permutations: int = 999) -> Report:
+                 method: str = "umap", k: int = 10, permutations: int = 999,
+                 map_params: dict | None = None) -> Report:
+    """The report of corpus ``name``; ``map_params`` are the map method's parameters
+    (e.g. ``{"n_neighbors": 30}`` for UMAP; see :mod:`analytics.params`)."""
     import secrets
 
     import plotly.io as pio
@@ -48,7 +51,7 @@ def build_report(store, name: str, model_id: str, *, compare: str | None = None,
     d = tte_depth(X)
     info = store.corpus_info(name)
     label = info.label_column
-    proj = corpus_projection(store, name, model_id, method)
+    proj = corpus_projection(store, name, model_id, method, **(map_params or {}))
     color = [m.get(label, "") for m in metadata] if label else None
     figures = {
         "map": map_figure(proj.coords, texts, color=color, color_name=label or "",

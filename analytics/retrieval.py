@@ -15,6 +15,7 @@ import numpy as np
 
 from ._validate import as_embeddings, check_same_dim, checked_norms
 from .errors import EmbeddingError, ParameterError
+from .params import RULES
 
 #: bytes one block of query x corpus scores may take
 _SCORE_BLOCK_BYTES = 128 * 2**20
@@ -152,6 +153,7 @@ def search_text(embedder, index, query: str | list[str], k: int = 10) -> SearchR
     queries = [query] if isinstance(query, str) else list(query)
     if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
         raise ParameterError("Type a query: an empty query has nothing to search for.")
+    k = RULES["retrieval"]["k"].check(k)  # range: analytics/params.py
     return index.search(embedder.encode(queries), k)
 
 
@@ -159,4 +161,5 @@ def more_like_this(index: ExactIndex, row: int, k: int = 10) -> SearchResult:
     """The k texts nearest corpus row ``row``, itself left out."""
     if not 0 <= int(row) < len(index):
         raise ParameterError(f"row must be in 0..{len(index) - 1}, got {row}.")
+    k = RULES["retrieval"]["k"].check(k)
     return index.search(index.vectors[int(row)], k, exclude=[int(row)])

@@ -19,7 +19,7 @@ from scipy.stats import rankdata, ranksums
 
 from ._validate import as_embeddings, check_distance, check_same_dim, checked_norms
 from .depth import most_central, most_outlying, tte_depth
-from .errors import ParameterError
+from .params import RULES
 
 #: below this many texts on either side Q and the p-values are too noisy to lean on
 SMALL_SAMPLE = 30
@@ -61,6 +61,7 @@ class ShiftResult:
 
     def significant(self, alpha: float = 0.05) -> bool:
         """Decided by the permutation p when there is one (it is calibrated), else the asymptotic p."""
+        alpha = RULES["shift"]["alpha"].check(alpha)
         p = self.p if self.p_permutation is None else self.p_permutation
         return p < alpha
 
@@ -150,8 +151,7 @@ def shift_test(
     G = as_embeddings(G, "G", min_rows=2)
     check_same_dim(F, G, "F", "G")
     checked_norms(F, "F"), checked_norms(G, "G")  # so a bad row is reported under its corpus
-    if not isinstance(permutations, (int, np.integer)) or permutations < 0:
-        raise ParameterError(f"permutations must be a non-negative integer, got {permutations!r}.")
+    permutations = RULES["shift"]["permutations"].check(permutations)  # range: analytics/params.py
 
     depths_f = tte_depth(F, distance=distance, device=device)
     depths_g = tte_depth(G, reference=F, distance=distance, device=device)

@@ -9,6 +9,8 @@ import streamlit as st
 
 from analytics import ExplorerError, Store, StoreError, tte_depth
 from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
+from analytics.errors import ParameterError
+from analytics.params import Rule
 from analytics.store import default_store_path
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -139,6 +141,55 @@ def url_param(key: str, default, cast=str):
     except (TypeError, ValueError):
         st.warning(f"Ignoring the link's {plain(key)}={plain(raw)}: not a valid value.")
         return default
+
+
+def rule_value(rule: Rule, key: str | None = None):
+    """A parameter from the URL (deep links) checked by its rule: a value out of range, NaN or
+    not a number is reported, and the rule's default used instead."""
+    key = key or rule.name
+    raw = st.query_params.get(key)
+    if raw is None:
+        return rule.default
+    try:
+        return rule.parse(raw)
+    except ParameterError as exc:
+        st.warning(f"Ignoring the link's {plain(key)}={plain(raw)}: {plain(exc)}")
+        return rule.default
+
+
+def _widget_args(rule: Rule, label, url: bool, scale: float, help):
+    """Range, start, step and help of a number widget, from the rule (times ``scale``)."""
+    cast = int if rule.kind == "int" and scale == 1 else float
+    start = rule_value(rule) if url else rule.default
+    step = rule.step or (1 if rule.kind == "int" else (rule.high - rule.low) / 100)
+    text = help or rule.help
+    return dict(label=label or rule.name,
+                min_value=None if rule.low is None else cast(rule.low * scale),
+                max_value=None if rule.high is None else cast(rule.high * scale),
+                value=cast(start * scale), step=cast(step * scale),
+                help=f"{text[:1].upper()}{text[1:]} ({rule.describe()}).")
+
+
+def _from_widget(rule: Rule, value, scale: float):
+    if scale != 1:  # back from the widget's unit (a percent, say), inside the range despite rounding
+        value = min(max(value / scale, rule.low), rule.high)
+    return rule.check(int(value) if rule.kind == "int" else float(value))
+
+
+def slider(rule: Rule, *, label: str | None = None, key: str | None = None, url: bool = False,
+           scale: float = 1, help: str | None = None, container=None):
+    """A slider whose range, default, step and help come from ``rule`` (analytics/params.py), so
+    pages never restate them. ``url``: start from the link's ``rule.name`` (checked by the
+    rule); ``scale``: show values times this (100 for a share shown in percent)."""
+    value = (container or st).slider(**_widget_args(rule, label, url, scale, help), key=key)
+    return _from_widget(rule, value, scale)
+
+
+def number_input(rule: Rule, *, label: str | None = None, key: str | None = None, url: bool = False,
+                 scale: float = 1, help: str | None = None, container=None):
+    """:func:`slider`'s twin for ranges a slider cannot show (no upper bound, thousands of steps)."""
+    value = (container or st).number_input(**_widget_args(rule, label, url, scale, help), key=key)
+    return _from_widget(rule, value, scale)
 
 
 def set_url(**params) -> None:

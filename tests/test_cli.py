@@ -137,3 +137,22 @@ def test_ingest_failing_deep_in_a_file_changes_nothing(tmp_path):
     assert proc.returncode == 2 and "over the 0 MiB limit" in proc.stderr
     with Store(store) as s:
         assert s.digest() == before and s.texts("news") == ["kept one", "kept two"]
+
+
+def test_options_outside_their_rule_are_usage_errors_that_say_the_range(tmp_path):
+    """Ranges and defaults come from analytics/params.py; a value outside fails before any work."""
+    for args, message in [
+        (("report", "c", "--out", str(tmp_path / "r.html"), "--n-neighbors", "500"),
+         "argument --n-neighbors: UMAP n_neighbors must be an integer between 2 and 200, got 500"),
+        (("report", "c", "--out", str(tmp_path / "r.html"), "--min-dist", "nan"),
+         "argument --min-dist: UMAP min_dist must be a finite number between 0 and 1, got nan"),
+        (("shift", "f", "g", "--permutations", "-5"),
+         "argument --permutations: shift test permutations must be an integer between 0 and 100000"),
+        (("depth", "c", "--top", "0"), "argument --top: depth top must be an integer between 1 and 1000"),
+    ]:
+        proc = embex(*args, store=tmp_path / "s.duckdb", check=False)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "s.duckdb").exists() and not (tmp_path / "r.html").exists()
+    proc = embex("report", "--help")
+    assert "with --method umap: 2–200, default 15" in proc.stdout

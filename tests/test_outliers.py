@@ -44,8 +44,8 @@ def test_knn_is_a_second_opinion_that_agrees_on_the_planted_texts(planted_corpus
 
 def test_threshold_arguments_are_checked():
     X = np.random.default_rng(0).normal(size=(30, 5))
-    with pytest.raises(ValueError, match="quantile must be in"):
+    with pytest.raises(ValueError, match="outliers quantile must be a finite number between 0.001 and 0.5"):
         find_outliers(X, quantile=1.5)
-    with pytest.raises(ValueError, match="count must be a positive integer"):
+    with pytest.raises(ValueError, match="outliers count must be an integer, at least 1"):
         find_outliers(X, count=0)
     assert len(find_outliers(X, count=100).flagged) == 30

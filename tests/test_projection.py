@@ -7,6 +7,7 @@ import pytest
 from conftest import make_corpus
 from sklearn.manifold import trustworthiness
 
+from analytics.errors import ParameterError
 from analytics.projection import corpus_projection, project
 from analytics.store import text_hash
 
@@ -70,12 +71,16 @@ def test_projection_is_cached_in_the_store(store, two_topics, monkeypatch):
 
 def test_bad_parameters_are_explained(two_topics):
     X, _ = two_topics
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ParameterError, match="projection method must be one of umap, pca, tsne, got 'mds'"):
         project(X, "mds")
-    with pytest.raises(ValueError, match="n_neighbors must be between 2 and 200"):
+    with pytest.raises(ParameterError, match="UMAP n_neighbors must be an integer between 2 and 200, got 1"):
         project(X, "umap", n_neighbors=1)
-    with pytest.raises(ValueError, match=r"pca takes no parameters, not \['perplexity'\]"):
+    with pytest.raises(ParameterError, match="UMAP min_dist must be a finite number between 0 and 1, got nan"):
+        project(X, "umap", min_dist=float("nan"))  # a NaN from a URL once crashed the Map page
+    with pytest.raises(ParameterError, match=r"PCA has no parameter perplexity \(it takes none\)"):
         project(X, "pca", perplexity=5)
+    with pytest.raises(ParameterError, match=r"t-SNE has no parameter n_neighbors \(it takes perplexity, metric\)"):
+        project(X, "tsne", n_neighbors=5)
 
 
 def test_pca_equals_scikit_learn_up_to_sign(two_topics):

@@ -222,5 +222,5 @@ def test_bad_input_names_the_corpus(F, G, exc, match):
 
 
 def test_bad_permutations_argument():
-    with pytest.raises(ValueError, match="permutations must be a non-negative integer"):
+    with pytest.raises(ValueError, match="permutations must be an integer between 0 and 100000, got -5"):
         shift_test(np.eye(3), np.eye(3), permutations=-5)

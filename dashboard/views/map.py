@@ -2,11 +2,12 @@
 
 import numpy as np
 import streamlit as st
-from common import (chart_subtitle, depths, export_controls, model_id, pick_corpus, plain, set_url, store,
-                    texts_and_metadata, url_param, vectors_or_stop)
+from common import (chart_subtitle, depths, export_controls, model_id, pick_corpus, plain, rule_value, set_url,
+                    slider, store, texts_and_metadata, url_param, vectors_or_stop)
 
 from analytics import ExplorerError
 from analytics.figures import map_figure
+from analytics.params import RULES
 from analytics.projection import corpus_projection
 from analytics.tables import metadata_columns, save_subset
 
@@ -17,16 +18,18 @@ vectors_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 
 c1, c2, c3 = st.columns(3)
-methods = ["umap", "pca", "tsne"]
-start = url_param("method", "umap")
-method = c1.radio("Method", methods, index=methods.index(start) if start in methods else 0, horizontal=True,
-                  format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get, key="map_method")
+# ranges, defaults and help: analytics/params.py (the library and `embex report` use the same)
+method_rule = RULES["projection"]["method"]
+methods = list(method_rule.choices)
+method = c1.radio("Method", methods, index=methods.index(rule_value(method_rule)), horizontal=True,
+                  format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get, key="map_method",
+                  help=method_rule.help)
 params = {}
 if method == "umap":
-    params["n_neighbors"] = c2.slider("n_neighbors", 2, 100, min(max(url_param("n_neighbors", 15, int), 2), 100))
-    params["min_dist"] = c3.slider("min_dist", 0.0, 1.0, min(max(url_param("min_dist", 0.1, float), 0.0), 1.0), 0.05)
+    params["n_neighbors"] = slider(RULES["umap"]["n_neighbors"], url=True, key="map_n_neighbors", container=c2)
+    params["min_dist"] = slider(RULES["umap"]["min_dist"], url=True, key="map_min_dist", container=c3)
 elif method == "tsne":
-    params["perplexity"] = float(c2.slider("perplexity", 5, 100, min(max(url_param("perplexity", 30, int), 5), 100)))
+    params["perplexity"] = slider(RULES["tsne"]["perplexity"], url=True, key="map_perplexity", container=c2)
 set_url(method=method, **params)
 label = s.corpus_info(name).label_column
 cols = metadata_columns(metadata)

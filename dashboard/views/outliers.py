@@ -1,9 +1,11 @@
 """Outliers: the least representative texts, each with its nearest neighbours as evidence."""
 
 import streamlit as st
-from common import csv_bytes, fingerprint, model_id, pick_corpus, plain, store, texts_and_metadata, vectors_or_stop
+from common import (csv_bytes, fingerprint, model_id, number_input, pick_corpus, plain, slider, store,
+                    texts_and_metadata, vectors_or_stop)
 
 from analytics.outliers import find_outliers
+from analytics.params import RULES
 
 
 @st.cache_data(show_spinner="Finding outliers…", max_entries=8)
@@ -18,11 +20,12 @@ name = pick_corpus()
 vectors_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 mode = st.radio("Threshold", ["lowest share", "lowest count"], horizontal=True)
+rules = RULES["outliers"]  # ranges, defaults and help: analytics/params.py
 if mode == "lowest share":
-    quantile, count = st.slider("Share of the corpus (%)", 0.5, 20.0, 5.0, 0.5) / 100, None
+    quantile, count = slider(rules["quantile"], label="Share of the corpus (%)", scale=100), None
 else:
-    quantile, count = None, st.number_input("Number of texts", 1, 1000, 20)
-k = st.slider("Neighbours shown", 3, 20, 5)
+    quantile, count = None, number_input(rules["count"], label="Number of texts")
+k = slider(rules["k"], label="Neighbours shown")
 report = outliers(str(store().path), name, model_id(), fingerprint(name), quantile, count, k)
 reviewed = st.session_state.setdefault("reviewed", {}).setdefault(name, set())
 st.write(f"{len(report.flagged):,} outliers flagged, most outlying first; "

@@ -4,6 +4,7 @@ import streamlit as st
 from common import model_id, pick_corpus, plain, store, vectors_or_stop
 
 from analytics import StoreError
+from analytics.params import RULES
 from analytics.report import build_report
 
 st.title("Report")
@@ -13,7 +14,8 @@ name = pick_corpus()
 vectors_or_stop(name)
 others = ["(none)", *[c.name for c in store().list_corpora() if c.name != name]]
 compare = st.selectbox("Compare with (shift test)", others)
-method = st.radio("Map", ["umap", "pca", "tsne"], horizontal=True)
+method_rule = RULES["projection"]["method"]  # analytics/params.py
+method = st.radio("Map", method_rule.choices, horizontal=True, help=method_rule.help)
 if st.button("Build report", type="primary"):
     try:
         with st.spinner("Building the report…"):

@@ -2,12 +2,13 @@
 
 import streamlit as st
 from common import (chart_subtitle, export_controls, fingerprint, get_embedder, model_id, pick_corpus, plain,
-                    store, texts_and_metadata, vectors_or_stop)
+                    slider, store, texts_and_metadata, vectors_or_stop)
 
 from analytics.embedding import model_source, resolve_model_device
 from analytics import ExplorerError
 from analytics.evaluation import evaluate, load_qrels, load_queries
 from analytics.figures import map_figure
+from analytics.params import RULES
 from analytics.projection import corpus_projection
 from analytics.retrieval import ExactIndex, more_like_this, search_text
 from analytics.tables import metadata_columns
@@ -30,7 +31,7 @@ query_model, query_precision, _ = model_source(model_id())  # queries in the cor
 if query_precision == "float16" and not resolve_model_device("auto").startswith("cuda"):
     query_precision = "float32"  # vectors made on a GPU, queried here: float32 agrees to 1e-4
 embedder = get_embedder(query_model, "auto", query_precision)
-k = st.slider("Results", 1, 50, 10)
+k = slider(RULES["retrieval"]["k"], label="Results")  # range and default: analytics/params.py
 query = st.text_input("Query", placeholder="e.g. oil prices and the economy")
 row = st.session_state.get("more_like_this", {}).get(name)
 hits = None

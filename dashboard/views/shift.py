@@ -1,11 +1,12 @@
 """Shift test: has corpus G moved away from reference corpus F?"""
 
 import streamlit as st
-from common import (chart_subtitle, export_controls, fingerprint, model_id, pick_corpus, plain, set_url, store,
-                    texts_and_metadata, url_param, vectors_or_stop)
+from common import (chart_subtitle, export_controls, fingerprint, model_id, number_input, pick_corpus, plain,
+                    set_url, store, texts_and_metadata, url_param, vectors_or_stop)
 
 from analytics import shift_test
 from analytics.figures import shift_histogram
+from analytics.params import RULES
 from analytics.shift import SMALL_SAMPLE
 
 
@@ -26,7 +27,7 @@ with c2:
 distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance",
                     index=1 if url_param("distance", "cosine") == "chord" else 0)
 set_url(distance=distance)
-permutations = st.select_slider("Permutations", [199, 499, 999, 1999], value=999)
+permutations = number_input(RULES["shift"]["permutations"], label="Permutations", key="shift_permutations")
 vectors_or_stop(f_name)
 vectors_or_stop(g_name)
 s = store()
