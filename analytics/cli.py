@@ -87,6 +87,17 @@ def cmd_embed(args, store: Store) -> None:
 
     if args.engine == "ray":
         return _embed_ray(args, store)
+    if args.precision == "auto" and args.backend == "torch":
+        from .embedding import stored_model_id
+
+        covered = stored_model_id(store, args.name, args.model)
+        if covered is not None:  # vectors of this model, in some precision, cover the corpus
+            n = store.corpus_info(args.name).n_docs
+            _emit(args, {"corpus": args.name, "model_id": covered, "n_docs": n, "n_cached": n,
+                         "n_computed": 0},
+                  [f"All {n:,} texts in {args.name!r} are already embedded with {covered}; "
+                   "nothing to do (pass --precision to embed in another precision)."])
+            return None
     embedder = Embedder(args.model, device=args.device, precision=args.precision,
                         backend=args.backend, batch_size=args.batch_size)
     bar = None

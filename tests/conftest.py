@@ -27,14 +27,14 @@ def embed_cached():
     from analytics.embedding import default_model_path, embed_texts
 
     weights = default_model_path() / "model.safetensors"
-    model_key = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"
+    model_key = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}-fp32"
 
     def embed(texts: list[str]) -> np.ndarray:
         key = hashlib.sha256("\x1f".join([model_key, *texts]).encode()).hexdigest()[:24]
         path = CACHE / f"{key}.npy"
         if path.exists():
             return np.load(path)
-        vectors = embed_texts(texts)
+        vectors = embed_texts(texts, device="cpu", precision="float32")  # the same on every CPU
         CACHE.mkdir(exist_ok=True)
         np.save(path, vectors)
         return vectors
@@ -121,6 +121,20 @@ def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# The full tier: tests that load the model, start a server, a browser or a Ray cluster. The
+# fast tier (`pytest -m "not slow"`, `scripts/test fast`) is everything else: under a minute.
+SLOW_MODULES = {"test_app", "test_browser", "test_dashboard", "test_distributed", "test_embedding", "test_readme",
+                "test_export", "test_inference", "test_sample"}
+SLOW_FIXTURES = {"embedder", "embed_cached", "label_embeddings", "dash_store", "app", "server", "cli_store"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):
