@@ -23,8 +23,7 @@ def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
             "pass one row per text, every row the same length."
         ) from exc
     if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == np.bool_
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_
     ):
         raise EmbeddingError(
             f"{name} must hold real numbers, got dtype {arr.dtype}; "
@@ -32,9 +31,7 @@ def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
         )
     if arr.ndim != 2:
         hint = " (a single vector? use X.reshape(1, -1))" if arr.ndim == 1 else ""
-        raise EmbeddingError(
-            f"{name} must be 2-D (n_texts, dim), got shape {arr.shape}{hint}."
-        )
+        raise EmbeddingError(f"{name} must be 2-D (n_texts, dim), got shape {arr.shape}{hint}.")
     n, d = arr.shape
     if d == 0:
         raise EmbeddingError(f"{name} has rows of length 0; embeddings need at least one dimension.")

@@ -32,9 +32,14 @@ def _emit(args, data: dict, lines: list[str]) -> None:
 def cmd_ingest(args, store: Store) -> None:
     """Stream the file into the store chunk by chunk (any size; one transaction, so a bad row
     deep in the file leaves the store as it was), with progress on stderr."""
-    stream = stream_corpus(args.file, args.text_column, format=args.format, encoding=args.encoding,
-                           chunk_rows=args.chunk_rows,
-                           max_bytes=None if args.max_mb is None else int(args.max_mb * 2**20))
+    stream = stream_corpus(
+        args.file,
+        args.text_column,
+        format=args.format,
+        encoding=args.encoding,
+        chunk_rows=args.chunk_rows,
+        max_bytes=None if args.max_mb is None else int(args.max_mb * 2**20),
+    )
     progress, done = _ingest_progress(args, stream)
     try:
         info = store.add_corpus_stream(args.name, stream, replace=args.replace, progress=progress)
@@ -43,11 +48,23 @@ def cmd_ingest(args, store: Store) -> None:
         raise SystemExit(130) from None
     finally:
         done()
-    _emit(args, {"name": info.name, "n_docs": info.n_docs, "text_column": stream.text_column,
-                 "n_rows": stream.n_rows, "n_skipped": stream.n_skipped,
-                 "skipped_rows": stream.skipped_rows, "notes": stream.notes},
-          [*stream.notes, f"Stored corpus {info.name!r}: {info.n_docs:,} texts "
-           f"(text column {stream.text_column!r}, metadata: {', '.join(stream.columns) or 'none'})."])
+    _emit(
+        args,
+        {
+            "name": info.name,
+            "n_docs": info.n_docs,
+            "text_column": stream.text_column,
+            "n_rows": stream.n_rows,
+            "n_skipped": stream.n_skipped,
+            "skipped_rows": stream.skipped_rows,
+            "notes": stream.notes,
+        },
+        [
+            *stream.notes,
+            f"Stored corpus {info.name!r}: {info.n_docs:,} texts "
+            f"(text column {stream.text_column!r}, metadata: {', '.join(stream.columns) or 'none'}).",
+        ],
+    )
 
 
 def _ingest_progress(args, stream):
@@ -61,8 +78,14 @@ def _ingest_progress(args, stream):
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=stream.total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc=f"ingesting {stream.source}", file=sys.stderr)
+        bar = tqdm(
+            total=stream.total_bytes,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"ingesting {stream.source}",
+            file=sys.stderr,
+        )
 
         def progress(docs: int, bytes_read: int | None) -> None:
             if bytes_read is not None:
@@ -76,8 +99,14 @@ def _ingest_progress(args, stream):
     def progress(docs: int, bytes_read: int | None) -> None:
         if time.monotonic() - last[0] >= 10:
             last[0] = time.monotonic()
-            share = f", {bytes_read / stream.total_bytes:.0%} of the file" if bytes_read and stream.total_bytes else ""
-            print(f"embex: ingesting {stream.source}: {docs:,} texts stored{share}", file=sys.stderr, flush=True)
+            share = (
+                f", {bytes_read / stream.total_bytes:.0%} of the file"
+                if bytes_read and stream.total_bytes
+                else ""
+            )
+            print(
+                f"embex: ingesting {stream.source}: {docs:,} texts stored{share}", file=sys.stderr, flush=True
+            )
 
     return progress, lambda: None
 
@@ -93,13 +122,22 @@ def cmd_embed(args, store: Store) -> None:
         covered = stored_model_id(store, args.name, args.model)
         if covered is not None:  # vectors of this model, in some precision, cover the corpus
             n = store.corpus_info(args.name).n_docs
-            _emit(args, {"corpus": args.name, "model_id": covered, "n_docs": n, "n_cached": n,
-                         "n_computed": 0},
-                  [f"All {n:,} texts in {args.name!r} are already embedded with {covered}; "
-                   "nothing to do (pass --precision to embed in another precision)."])
+            _emit(
+                args,
+                {"corpus": args.name, "model_id": covered, "n_docs": n, "n_cached": n, "n_computed": 0},
+                [
+                    f"All {n:,} texts in {args.name!r} are already embedded with {covered}; "
+                    "nothing to do (pass --precision to embed in another precision)."
+                ],
+            )
             return None
-    embedder = Embedder(args.model, device=args.device, precision=args.precision,
-                        backend=args.backend, batch_size=args.batch_size)
+    embedder = Embedder(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        batch_size=args.batch_size,
+    )
     bar = None
     if not args.json and sys.stderr.isatty():
         from tqdm import tqdm
@@ -133,10 +171,17 @@ def _embed_ray(args, store: Store) -> None:
     if gpus == -1:
         raise ParameterError("--engine ray takes --device auto, cpu or cuda (one GPU per actor).")
     kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
-    report = embed_corpus_ray(store, args.name, model=args.model,
-                              precision=args.precision,
-                              address=args.address, num_actors=args.actors,
-                              num_gpus_per_actor=gpus, shard_dir=args.shards, **kwargs)
+    report = embed_corpus_ray(
+        store,
+        args.name,
+        model=args.model,
+        precision=args.precision,
+        address=args.address,
+        num_actors=args.actors,
+        num_gpus_per_actor=gpus,
+        shard_dir=args.shards,
+        **kwargs,
+    )
     _emit(args, report.__dict__, [report.summary()])
 
 
@@ -144,8 +189,9 @@ def cmd_list(args, store: Store) -> None:
     corpora = store.list_corpora()
     data = [c.__dict__ for c in corpora]
     lines = [f"{'name':30} {'texts':>9}  created              source"]
-    lines += [f"{c.name[:30]:30} {c.n_docs:>9,}  {c.created:%Y-%m-%d %H:%M:%S}  {c.source or ''}"
-              for c in corpora] or ["(no corpora yet: embex ingest FILE --name NAME)"]
+    lines += [
+        f"{c.name[:30]:30} {c.n_docs:>9,}  {c.created:%Y-%m-%d %H:%M:%S}  {c.source or ''}" for c in corpora
+    ] or ["(no corpora yet: embex ingest FILE --name NAME)"]
     _emit(args, {"store": str(store.path), "corpora": data}, lines)
 
 
@@ -170,39 +216,68 @@ def cmd_depth(args, store: Store) -> None:
     pct = depth_percentile(d)
 
     def rows(idx):
-        return [{"position": int(i), "depth": float(d[i]), "percentile": float(pct[i]),
-                 "text": texts[i]} for i in idx]
+        return [
+            {"position": int(i), "depth": float(d[i]), "percentile": float(pct[i]), "text": texts[i]}
+            for i in idx
+        ]
 
     med = median_index(d)
     central, outlying = rows(most_central(d, args.top)), rows(most_outlying(d, args.top))
-    lines = [f"TTE depth ({args.distance}) of {len(d):,} texts in {args.name!r}",
-             f"Median text (depth {d[med]:.4f}): {_short(texts[med])}", "",
-             f"Most representative {len(central)}:"]
+    lines = [
+        f"TTE depth ({args.distance}) of {len(d):,} texts in {args.name!r}",
+        f"Median text (depth {d[med]:.4f}): {_short(texts[med])}",
+        "",
+        f"Most representative {len(central)}:",
+    ]
     lines += [f"  {r['depth']:.4f}  #{r['position']:<6} {_short(r['text'])}" for r in central]
     lines += ["", f"Most outlying {len(outlying)}:"]
     lines += [f"  {r['depth']:.4f}  #{r['position']:<6} {_short(r['text'])}" for r in outlying]
-    _emit(args, {"corpus": args.name, "distance": args.distance, "n": len(d),
-                 "median": rows([med])[0], "most_central": central, "most_outlying": outlying}, lines)
+    _emit(
+        args,
+        {
+            "corpus": args.name,
+            "distance": args.distance,
+            "n": len(d),
+            "median": rows([med])[0],
+            "most_central": central,
+            "most_outlying": outlying,
+        },
+        lines,
+    )
 
 
 def cmd_shift(args, store: Store) -> None:
     from . import shift_test
 
     F, G = _vectors(store, args.reference, args.model), _vectors(store, args.comparison, args.model)
-    r = shift_test(F, G, distance=args.distance, permutations=args.permutations,
-                   random_state=args.seed)
+    r = shift_test(F, G, distance=args.distance, permutations=args.permutations, random_state=args.seed)
     summary = r.summary(args.alpha)
     texts_f, texts_g = store.texts(args.reference), store.texts(args.comparison)
     deep_f, out_g = r.examples(args.top)
-    data = {"reference": args.reference, "comparison": args.comparison, "q": r.q,
-            "q_reference": r.q_reference, "w": r.w, "p": r.p, "p_permutation": r.p_permutation,
-            "permutations": r.permutations, "n_f": r.n_f, "n_g": r.n_g,
-            "distance": r.distance, "alpha": args.alpha, "significant": r.significant(args.alpha),
-            "summary": summary,
-            "most_representative_f": [texts_f[i] for i in deep_f],
-            "most_outlying_g": [texts_g[i] for i in out_g]}
-    lines = [f"F = {args.reference!r}, G = {args.comparison!r}", summary, "",
-             f"Most representative texts of {args.reference!r}:"]
+    data = {
+        "reference": args.reference,
+        "comparison": args.comparison,
+        "q": r.q,
+        "q_reference": r.q_reference,
+        "w": r.w,
+        "p": r.p,
+        "p_permutation": r.p_permutation,
+        "permutations": r.permutations,
+        "n_f": r.n_f,
+        "n_g": r.n_g,
+        "distance": r.distance,
+        "alpha": args.alpha,
+        "significant": r.significant(args.alpha),
+        "summary": summary,
+        "most_representative_f": [texts_f[i] for i in deep_f],
+        "most_outlying_g": [texts_g[i] for i in out_g],
+    }
+    lines = [
+        f"F = {args.reference!r}, G = {args.comparison!r}",
+        summary,
+        "",
+        f"Most representative texts of {args.reference!r}:",
+    ]
     lines += [f"  {_short(texts_f[i])}" for i in deep_f]
     lines += ["", f"Most outlying texts of {args.comparison!r} (relative to {args.reference!r}):"]
     lines += [f"  {_short(texts_g[i])}" for i in out_g]
@@ -219,8 +294,11 @@ def cmd_import_vectors(args, store: Store) -> None:
 
     vectors, ids = load_vectors(args.file)
     added = import_vectors(store, args.name, vectors, args.model_id, ids=ids)
-    _emit(args, {"name": args.name, "model_id": args.model_id, "added": added},
-          [f"Imported {len(vectors):,} vectors for {args.name!r} as {args.model_id!r} ({added:,} new)."])
+    _emit(
+        args,
+        {"name": args.name, "model_id": args.model_id, "added": added},
+        [f"Imported {len(vectors):,} vectors for {args.name!r} as {args.model_id!r} ({added:,} new)."],
+    )
 
 
 def cmd_report(args, store: Store) -> None:
@@ -228,8 +306,15 @@ def cmd_report(args, store: Store) -> None:
     from .report import build_report
 
     map_params = _map_params(args)
-    report = build_report(store, args.name, _model_key(store, args.name, args.model), compare=args.compare,
-                          method=args.method, permutations=args.permutations, map_params=map_params)
+    report = build_report(
+        store,
+        args.name,
+        _model_key(store, args.name, args.model),
+        compare=args.compare,
+        method=args.method,
+        permutations=args.permutations,
+        map_params=map_params,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
@@ -249,20 +334,22 @@ def cmd_report(args, store: Store) -> None:
 
 def _map_params(args) -> dict:
     """The map parameters given on the command line; one of another method is an error."""
-    given = {name: value for name in args.map_options
-             if (value := getattr(args, f"map_{name}")) is not None}
+    given = {name: value for name in args.map_options if (value := getattr(args, f"map_{name}")) is not None}
     takes = RULES[args.method]
     wrong = [f"--{name.replace('_', '-')}" for name in given if name not in takes]
     if wrong:
         options = ", ".join(f"--{n.replace('_', '-')}" for n in takes) or "no parameters"
-        raise ParameterError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to "
-                             f"--method {args.method} (it takes {options}).")
+        raise ParameterError(
+            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to "
+            f"--method {args.method} (it takes {options})."
+        )
     return given
 
 
 def _rule_type(rule: Rule):
     """An argparse ``type`` that parses and checks a value by its rule, so a value out of range
     fails as a usage error that says the range."""
+
     def parse(text: str):
         try:
             return rule.parse(text)
@@ -280,13 +367,19 @@ def _rule_help(rule: Rule, before: str = "") -> str:
     return f"{before}{where}: {rule.help}".replace("%", "%%")
 
 
-def _rule_option(parser, rule: Rule, flag: str | None = None, *, default=..., before: str = "",
-                 **kwargs) -> None:
+def _rule_option(
+    parser, rule: Rule, flag: str | None = None, *, default=..., before: str = "", **kwargs
+) -> None:
     """An option whose type, range, default and help come from ``rule`` (analytics/params.py)."""
     metavar = "{" + ",".join(map(str, rule.choices)) + "}" if rule.kind == "choice" else "N"
-    parser.add_argument(flag or f"--{rule.name.replace('_', '-')}", type=_rule_type(rule),
-                        default=rule.default if default is ... else default, metavar=metavar,
-                        help=_rule_help(rule, before), **kwargs)
+    parser.add_argument(
+        flag or f"--{rule.name.replace('_', '-')}",
+        type=_rule_type(rule),
+        default=rule.default if default is ... else default,
+        metavar=metavar,
+        help=_rule_help(rule, before),
+        **kwargs,
+    )
 
 
 def _map_options(parser) -> None:
@@ -299,8 +392,13 @@ def _map_options(parser) -> None:
             owners.setdefault(name, []).append(method)
     for name, which in owners.items():
         # unset means the method's own default, so a parameter of another method is noticed
-        _rule_option(parser, RULES[which[0]][name], default=None, dest=f"map_{name}",
-                     before=f"with --method {' or '.join(which)}: ")
+        _rule_option(
+            parser,
+            RULES[which[0]][name],
+            default=None,
+            dest=f"map_{name}",
+            before=f"with --method {' or '.join(which)}: ",
+        )
     parser.set_defaults(map_options=list(owners))
 
 
@@ -313,12 +411,18 @@ def cmd_screenshot(args, store: None) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", type=Path, default=argparse.SUPPRESS,
-                        help="store file (default: $EMBEX_STORE or the user data directory)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print JSON for scripts")
-    p = argparse.ArgumentParser(prog="embex", parents=[common],
-                                description="Embedding Explorer from the command line.")
+    common.add_argument(
+        "--store",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="store file (default: $EMBEX_STORE or the user data directory)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    p = argparse.ArgumentParser(
+        prog="embex", parents=[common], description="Embedding Explorer from the command line."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("ingest", parents=[common], help="read a corpus file into the store")
@@ -327,39 +431,74 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-column")
     s.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet", "txt"])
     s.add_argument("--encoding", default="utf-8")
-    s.add_argument("--max-mb", type=float, default=None,
-                   help="refuse files larger than this (default: no limit). Files on disk are "
-                        "streamed in chunks, so their size does not bound memory; the 200 MiB "
-                        "limit applies only where a whole input is loaded in memory (dashboard "
-                        "uploads, load_corpus)")
-    s.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS,
-                   help=f"rows read and written at a time (default {DEFAULT_CHUNK_ROWS:,}); "
-                        "bounds memory")
+    s.add_argument(
+        "--max-mb",
+        type=float,
+        default=None,
+        help="refuse files larger than this (default: no limit). Files on disk are "
+        "streamed in chunks, so their size does not bound memory; the 200 MiB "
+        "limit applies only where a whole input is loaded in memory (dashboard "
+        "uploads, load_corpus)",
+    )
+    s.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=DEFAULT_CHUNK_ROWS,
+        help=f"rows read and written at a time (default {DEFAULT_CHUNK_ROWS:,}); bounds memory",
+    )
     s.add_argument("--replace", action="store_true", help="replace a corpus of the same name")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("embed", parents=[common], help="embed a corpus (only texts not cached)")
     s.add_argument("name")
-    s.add_argument("--model", default=None, help="model name or local path (default: bundled all-MiniLM-L6-v2)")
+    s.add_argument(
+        "--model", default=None, help="model name or local path (default: bundled all-MiniLM-L6-v2)"
+    )
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    s.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="auto: float16 on CUDA, bfloat16 on a CPU with native bf16, else float32; "
-                        "the store keeps each precision under its own key")
-    s.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"],
-                   help="inference backend (onnx/openvino need their packages installed)")
-    s.add_argument("--batch-size", type=int, default=None,
-                   help="most texts per forward pass (default 1024 on CUDA, 256 on CPU)")
-    s.add_argument("--engine", default="local", choices=["local", "ray"],
-                   help="local: this process; ray: actors on a Ray cluster (pip install "
-                        "'embedding-explorer[ray]')")
-    s.add_argument("--address", default=None,
-                   help="with --engine ray: 'auto' (the cluster of `ray start`), ray://HEAD:10001, "
-                        "or unset for a local cluster on this machine")
-    s.add_argument("--actors", type=int, default=None,
-                   help="with --engine ray: model copies (default: one per GPU, else one per CPU)")
-    s.add_argument("--shards", default=None, metavar="DIR",
-                   help="with --engine ray: folder for the vector shards; on several machines, "
-                        "storage every node and this one share (NFS, a mounted bucket)")
+    s.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="auto: float16 on CUDA, bfloat16 on a CPU with native bf16, else float32; "
+        "the store keeps each precision under its own key",
+    )
+    s.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnx", "openvino"],
+        help="inference backend (onnx/openvino need their packages installed)",
+    )
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="most texts per forward pass (default 1024 on CUDA, 256 on CPU)",
+    )
+    s.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process; ray: actors on a Ray cluster (pip install 'embedding-explorer[ray]')",
+    )
+    s.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: 'auto' (the cluster of `ray start`), ray://HEAD:10001, "
+        "or unset for a local cluster on this machine",
+    )
+    s.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="with --engine ray: model copies (default: one per GPU, else one per CPU)",
+    )
+    s.add_argument(
+        "--shards",
+        default=None,
+        metavar="DIR",
+        help="with --engine ray: folder for the vector shards; on several machines, "
+        "storage every node and this one share (NFS, a mounted bucket)",
+    )
     s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("list", parents=[common], help="list corpora")
@@ -399,7 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=2.0, help="PNG scale (2 = twice 1200x700)")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("screenshot", parents=[common], help="save PNGs of pages (deep links) in headless Chromium")
+    s = sub.add_parser(
+        "screenshot", parents=[common], help="save PNGs of pages (deep links) in headless Chromium"
+    )
     s.add_argument("urls", nargs="+", metavar="URL")
     s.add_argument("--out", required=True, help="folder for the PNGs")
     s.add_argument("--width", type=int, default=1400)

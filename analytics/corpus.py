@@ -38,12 +38,32 @@ _SAMPLE_ROWS = 500
 _MAX_LISTED_SKIPS = 1000
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "txt")
 _EXTENSIONS = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-    ".parquet": "parquet", ".pq": "parquet", ".txt": "txt", ".text": "txt",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
+    ".text": "txt",
 }
 #: column names tried in order when the caller does not name the text column
-_TEXT_NAMES = ("text", "texts", "document", "content", "body", "sentence", "abstract",
-               "description", "review", "message", "query", "question", "title")
+_TEXT_NAMES = (
+    "text",
+    "texts",
+    "document",
+    "content",
+    "body",
+    "sentence",
+    "abstract",
+    "description",
+    "review",
+    "message",
+    "query",
+    "question",
+    "title",
+)
 
 
 @dataclass
@@ -215,7 +235,9 @@ def _codec(encoding: str) -> str:
     try:
         codecs.lookup(name)
     except LookupError:
-        raise CorpusError(f"Unknown encoding {encoding!r}; use a Python codec name such as 'latin-1'.") from None
+        raise CorpusError(
+            f"Unknown encoding {encoding!r}; use a Python codec name such as 'latin-1'."
+        ) from None
     return name
 
 
@@ -267,13 +289,16 @@ def _delimited_rows(lines: Iterable[str], delimiter: str, label: str):
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
 
     def malformed(exc):
-        return CorpusError(f"{label} is not well-formed {kind} near line {reader.line_num}: {exc}. "
-                           "Check its quoting.")
+        return CorpusError(
+            f"{label} is not well-formed {kind} near line {reader.line_num}: {exc}. Check its quoting."
+        )
 
     try:
         header = next(reader)
     except StopIteration:
-        raise CorpusError(f"{label} is empty (0 bytes or only whitespace); there is nothing to load.") from None
+        raise CorpusError(
+            f"{label} is empty (0 bytes or only whitespace); there is nothing to load."
+        ) from None
     except csv.Error as exc:
         raise malformed(exc) from None
     header = _clean_header(header, label)
@@ -318,11 +343,14 @@ def _jsonl_rows(lines: Iterable[str], label: str) -> Iterator[dict]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise CorpusError(f"{label}, line {line_no}: not valid JSON ({exc.msg}). "
-                              "JSONL needs one JSON object per line.") from None
+            raise CorpusError(
+                f"{label}, line {line_no}: not valid JSON ({exc.msg}). JSONL needs one JSON object per line."
+            ) from None
         if not isinstance(obj, dict):
-            raise CorpusError(f"{label}, line {line_no}: expected a JSON object like "
-                              f'{{"text": "..."}}, got {type(obj).__name__}.')
+            raise CorpusError(
+                f"{label}, line {line_no}: expected a JSON object like "
+                f'{{"text": "..."}}, got {type(obj).__name__}.'
+            )
         yield obj
 
 
@@ -333,7 +361,9 @@ def _read_parquet(data: bytes, label: str) -> tuple[list[str], list[dict]]:
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
-        raise CorpusError(f"{label} could not be read as Parquet ({exc}). Is it really a .parquet file?") from None
+        raise CorpusError(
+            f"{label} could not be read as Parquet ({exc}). Is it really a .parquet file?"
+        ) from None
     return table.column_names, table.to_pylist()
 
 
@@ -344,7 +374,8 @@ def _choose_text_column(columns, rows, text_column, label, notes) -> str:
         if text_column not in columns:
             raise CorpusError(
                 f"{label} has no column {text_column!r}; its columns are: "
-                + ", ".join(repr(c) for c in columns[:30]) + "."
+                + ", ".join(repr(c) for c in columns[:30])
+                + "."
             )
         return text_column
     if len(columns) == 1:
@@ -355,14 +386,13 @@ def _choose_text_column(columns, rows, text_column, label, notes) -> str:
             notes.append(f"Using column {lower[candidate]!r} as the text (pass text_column= to change).")
             return lower[candidate]
     sample = rows[:_SAMPLE_ROWS]
-    lengths = {
-        c: np.mean([len(r[c]) if isinstance(r.get(c), str) else 0 for r in sample]) for c in columns
-    }
+    lengths = {c: np.mean([len(r[c]) if isinstance(r.get(c), str) else 0 for r in sample]) for c in columns}
     best = max(lengths, key=lengths.get)
     if lengths[best] == 0:
         raise CorpusError(f"{label} has no column of text; name one with text_column=.")
-    notes.append(f"Using column {best!r}, the one with the longest strings, as the text "
-                 "(pass text_column= to change).")
+    notes.append(
+        f"Using column {best!r}, the one with the longest strings, as the text (pass text_column= to change)."
+    )
     return best
 
 
@@ -396,10 +426,18 @@ class CorpusStream:
     1,000 row numbers) and ``notes`` describe the whole file.
     """
 
-    def __init__(self, path, text_column: str | None = None, *, format: str | None = None,
-                 name: str | None = None, encoding: str = "utf-8",
-                 chunk_rows: int = DEFAULT_CHUNK_ROWS, empty: str = "skip",
-                 max_bytes: int | None = None):
+    def __init__(
+        self,
+        path,
+        text_column: str | None = None,
+        *,
+        format: str | None = None,
+        name: str | None = None,
+        encoding: str = "utf-8",
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        empty: str = "skip",
+        max_bytes: int | None = None,
+    ):
         if empty not in ("skip", "error"):
             raise ParameterError(f"empty must be 'skip' or 'error', got {empty!r}.")
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
@@ -433,8 +471,11 @@ class CorpusStream:
             columns = _keys(sample)
             self._columns_at_end = text_column is not None and text_column not in columns and not whole
         self._initial_notes: list[str] = []
-        self.text_column = text_column if self._columns_at_end else _choose_text_column(
-            columns, sample, text_column, self.source, self._initial_notes)
+        self.text_column = (
+            text_column
+            if self._columns_at_end
+            else _choose_text_column(columns, sample, text_column, self.source, self._initial_notes)
+        )
         self.columns = [c for c in columns if c != self.text_column]
         """The metadata columns: the header's (Parquet's schema's) or, for JSONL, the first rows' keys."""
         self.notes = list(self._initial_notes)
@@ -442,8 +483,10 @@ class CorpusStream:
         self.skipped_rows: list[int] = []
 
     def __repr__(self) -> str:
-        return (f"CorpusStream({self.source!r}, format={self.format!r}, "
-                f"text_column={self.text_column!r}, chunk_rows={self.chunk_rows})")
+        return (
+            f"CorpusStream({self.source!r}, format={self.format!r}, "
+            f"text_column={self.text_column!r}, chunk_rows={self.chunk_rows})"
+        )
 
     def _check_content(self) -> None:
         """Refuse a file of nothing but whitespace, and text that looks binary, before parsing
@@ -454,7 +497,9 @@ class CorpusStream:
             while block and not block.strip():
                 block = f.read(2**20)
         if not block.strip():
-            raise CorpusError(f"{self.source} is empty (0 bytes or only whitespace); there is nothing to load.")
+            raise CorpusError(
+                f"{self.source} is empty (0 bytes or only whitespace); there is nothing to load."
+            )
         if self.format != "parquet":
             _check_text_head(head, self.encoding, self.source)
 
@@ -467,8 +512,9 @@ class CorpusStream:
             import pyarrow.parquet as pq
 
             def unreadable(exc):
-                return CorpusError(f"{self.source} could not be read as Parquet ({exc}). "
-                                   "Is it really a .parquet file?")
+                return CorpusError(
+                    f"{self.source} could not be read as Parquet ({exc}). Is it really a .parquet file?"
+                )
 
             try:
                 # pre_buffer=False: with it, pyarrow keeps every row group read until closed
@@ -488,8 +534,11 @@ class CorpusStream:
                     raise unreadable(exc) from None
 
             try:
-                yield pf.schema_arrow.names, rows(), lambda: (
-                    round(self.total_bytes * done[0] / total) if total else self.total_bytes)
+                yield (
+                    pf.schema_arrow.names,
+                    rows(),
+                    lambda: round(self.total_bytes * done[0] / total) if total else self.total_bytes,
+                )
             finally:
                 pf.close()
             return
@@ -516,8 +565,10 @@ class CorpusStream:
                     line = lines + exc.object[: exc.start].count(b"\n") + 1
                     return _undecodable(self.source, self.encoding, exc.object[exc.start], line)
                 if not block:
-                    return CorpusError(f"{self.source} is not valid {self.encoding}. Re-save the "
-                                       "file as UTF-8, or pass its encoding.")
+                    return CorpusError(
+                        f"{self.source} is not valid {self.encoding}. Re-save the "
+                        "file as UTF-8, or pass its encoding."
+                    )
                 lines += block.count(b"\n")
 
     def __iter__(self) -> Iterator[CorpusChunk]:
@@ -548,10 +599,17 @@ def _noting_keys(rows: Iterable[dict], seen: dict) -> Iterator[dict]:
         yield row
 
 
-def stream_corpus(path, text_column: str | None = None, *, format: str | None = None,
-                  name: str | None = None, encoding: str = "utf-8",
-                  chunk_rows: int = DEFAULT_CHUNK_ROWS, empty: str = "skip",
-                  max_bytes: int | None = None) -> CorpusStream:
+def stream_corpus(
+    path,
+    text_column: str | None = None,
+    *,
+    format: str | None = None,
+    name: str | None = None,
+    encoding: str = "utf-8",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    empty: str = "skip",
+    max_bytes: int | None = None,
+) -> CorpusStream:
     """A corpus file on disk, read in chunks of ``chunk_rows`` rows: CSV and TSV (quoted fields
     may span lines), JSONL and .txt line by line, Parquet batch by batch. Memory holds one chunk
     at a time, so no size limit is needed (``max_bytes`` sets one if a caller wants a guard).
@@ -561,15 +619,29 @@ def stream_corpus(path, text_column: str | None = None, *, format: str | None = 
     >>> stream = stream_corpus("big.parquet")
     >>> store.add_corpus_stream("big", stream, progress=print)
     """
-    return CorpusStream(path, text_column, format=format, name=name, encoding=encoding,
-                        chunk_rows=chunk_rows, empty=empty, max_bytes=max_bytes)
+    return CorpusStream(
+        path,
+        text_column,
+        format=format,
+        name=name,
+        encoding=encoding,
+        chunk_rows=chunk_rows,
+        empty=empty,
+        max_bytes=max_bytes,
+    )
 
 
 # --- precomputed vectors -----------------------------------------------------------------------
 
 
-def load_vectors(source, *, format: str | None = None, vector_column: str | None = None,
-                 id_column: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+def load_vectors(
+    source,
+    *,
+    format: str | None = None,
+    vector_column: str | None = None,
+    id_column: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+):
     """Read precomputed vectors: ``.npy`` (an (n, d) array, in document order), ``.npz`` (arrays
     ``vectors`` and optionally ``ids``) or Parquet (a list column of floats, optionally an id
     column). Returns ``(vectors float32 (n, d), ids or None)``; shape and values are checked.
@@ -609,8 +681,11 @@ def _vectors_from_parquet(path, vector_column, id_column):
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise CorpusError(f"{path.name} could not be read as Parquet ({exc}).") from None
-    lists = [f.name for f in table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
-             or pa.types.is_fixed_size_list(f.type)]
+    lists = [
+        f.name
+        for f in table.schema
+        if pa.types.is_list(f.type) or pa.types.is_large_list(f.type) or pa.types.is_fixed_size_list(f.type)
+    ]
     col = vector_column or (lists[0] if len(lists) == 1 else None)
     if col is None or col not in table.column_names:
         raise CorpusError(f"{path.name}: name the vector column (list columns found: {lists or 'none'}).")
@@ -632,8 +707,10 @@ def check_vectors(vectors, label: str = "vectors", *, dim: int | None = None) ->
     try:
         arr = np.asarray(vectors, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CorpusError(f"{label}: rows have different lengths or are not numbers; "
-                          "every vector must have the same dimension.") from None
+        raise CorpusError(
+            f"{label}: rows have different lengths or are not numbers; "
+            "every vector must have the same dimension."
+        ) from None
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise CorpusError(f"{label}: expected a 2-D array (n_texts, dim), got shape {arr.shape}.")
     if dim is not None and arr.shape[1] != dim:
@@ -641,8 +718,10 @@ def check_vectors(vectors, label: str = "vectors", *, dim: int | None = None) ->
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise CorpusError(f"{label}: {rows.size} vector(s) contain NaN or inf (rows {rows[:5].tolist()}); "
-                          "fix or drop them before importing.")
+        raise CorpusError(
+            f"{label}: {rows.size} vector(s) contain NaN or inf (rows {rows[:5].tolist()}); "
+            "fix or drop them before importing."
+        )
     zero = ~arr.any(axis=1)
     if zero.any():
         rows = np.flatnonzero(zero)

@@ -158,8 +158,10 @@ def _chord_sums_torch(X, R, exclude_self: bool, device: str, rows: int) -> np.nd
 
     dtype = torch.float64 if X.dtype == np.float64 else torch.float32
     Xt = torch.nn.functional.normalize(torch.as_tensor(X, device=device, dtype=dtype), dim=1)
-    Rt = Xt if exclude_self else torch.nn.functional.normalize(
-        torch.as_tensor(R, device=device, dtype=dtype), dim=1
+    Rt = (
+        Xt
+        if exclude_self
+        else torch.nn.functional.normalize(torch.as_tensor(R, device=device, dtype=dtype), dim=1)
     )
     out = torch.empty(X.shape[0], dtype=torch.float64, device=device)
     with torch.inference_mode():

@@ -66,16 +66,26 @@ class EmbedActor:
     """One model per actor: built once in ``__init__``, then called on pyarrow batches of
     ``text_hash`` and ``text``; returns ``text_hash`` and ``vector`` (fixed-size float32)."""
 
-    def __init__(self, model, *, precision: str | None, device: str, batch_size: int | None,
-                 expected_key: str, env: dict[str, str]):
+    def __init__(
+        self,
+        model,
+        *,
+        precision: str | None,
+        device: str,
+        batch_size: int | None,
+        expected_key: str,
+        env: dict[str, str],
+    ):
         os.environ.update(env)  # before sentence-transformers is imported in this process
         from .embedding import Embedder
 
         self.embedder = Embedder(model, device=device, precision=precision, batch_size=batch_size)
         self.mismatch = None
         if self.embedder.model_id != expected_key:
-            self.mismatch = (f"The actor's model writes under {self.embedder.model_id!r}, not "
-                             f"{expected_key!r} as the driver expects; pass precision='float32'.")
+            self.mismatch = (
+                f"The actor's model writes under {self.embedder.model_id!r}, not "
+                f"{expected_key!r} as the driver expects; pass precision='float32'."
+            )
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -84,11 +94,12 @@ class EmbedActor:
             raise ModelError(self.mismatch)
         texts = batch.column("text").to_pylist()
         vectors = np.ascontiguousarray(self.embedder.encode(texts), dtype=np.float32)
-        return pa.table({
-            "text_hash": batch.column("text_hash"),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
-                                                        self.embedder.dim),
-        })
+        return pa.table(
+            {
+                "text_hash": batch.column("text_hash"),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.embedder.dim),
+            }
+        )
 
 
 def _shard_rows(path: Path) -> int:
@@ -146,8 +157,10 @@ def embed_corpus_ray(
     import pyarrow as pa
 
     if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise ParameterError("With the Ray engine a model is a name or a folder path (every actor "
-                             f"loads its own copy), not a {type(model).__name__}.")
+        raise ParameterError(
+            "With the Ray engine a model is a name or a folder path (every actor "
+            f"loads its own copy), not a {type(model).__name__}."
+        )
     if model is not None and Path(model).expanduser().exists():
         model = str(Path(model).expanduser().resolve())  # the same path on every node
     if batch_size is None or int(batch_size) < 1:
@@ -161,14 +174,18 @@ def embed_corpus_ray(
             started = True
     else:
         if ray.is_initialized():
-            raise ModelError("Ray is already initialised in this process; leave address unset to "
-                             "use that session, or call ray.shutdown() first.")
+            raise ModelError(
+                "Ray is already initialised in this process; leave address unset to "
+                "use that session, or call ray.shutdown() first."
+            )
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ModelError(f"Could not connect to a Ray cluster at {address!r} ({exc}). Start "
-                             "one with `ray start --head`, or leave the address unset for a "
-                             "local one.") from None
+            raise ModelError(
+                f"Could not connect to a Ray cluster at {address!r} ({exc}). Start "
+                "one with `ray start --head`, or leave the address unset for a "
+                "local one."
+            ) from None
         started = True
     try:
         resources = ray.cluster_resources()
@@ -193,29 +210,66 @@ def embed_corpus_ray(
             progress(0, total)
         added = 0
         if missing:
-            added = _run(ray, store, key, missing, model=model, precision=precision,
-                         device=device, num_actors=num_actors, batch_size=batch_size,
-                         num_gpus=num_gpus_per_actor, num_cpus=num_cpus_per_actor,
-                         rows_per_shard=rows_per_shard, shard_dir=shard_dir, progress=progress,
-                         pa=pa)
+            added = _run(
+                ray,
+                store,
+                key,
+                missing,
+                model=model,
+                precision=precision,
+                device=device,
+                num_actors=num_actors,
+                batch_size=batch_size,
+                num_gpus=num_gpus_per_actor,
+                num_cpus=num_cpus_per_actor,
+                rows_per_shard=rows_per_shard,
+                shard_dir=shard_dir,
+                progress=progress,
+                pa=pa,
+            )
         still = len(store.missing_texts(name, key))
         if still:
-            raise ModelError(f"{still:,} of {total:,} texts came back from the cluster without a "
-                             f"vector; {added:,} were stored. Run embed again to finish them.")
+            raise ModelError(
+                f"{still:,} of {total:,} texts came back from the cluster without a "
+                f"vector; {added:,} were stored. Run embed again to finish them."
+            )
         if progress:
             progress(total, total)
     finally:
         if started:
             ray.shutdown()
     return EmbedReport(
-        corpus=name, model_id=key, device=f"ray:{num_actors}x{device}", n_docs=info.n_docs,
-        n_cached=n_cached, n_computed=total, n_truncated=0, max_seq_length=0,
-        seconds=time.perf_counter() - t0, stopped=False,
+        corpus=name,
+        model_id=key,
+        device=f"ray:{num_actors}x{device}",
+        n_docs=info.n_docs,
+        n_cached=n_cached,
+        n_computed=total,
+        n_truncated=0,
+        max_seq_length=0,
+        seconds=time.perf_counter() - t0,
+        stopped=False,
     )
 
 
-def _run(ray, store, key, missing, *, model, precision, device, num_actors, batch_size, num_gpus,
-         num_cpus, rows_per_shard, shard_dir, progress, pa) -> int:
+def _run(
+    ray,
+    store,
+    key,
+    missing,
+    *,
+    model,
+    precision,
+    device,
+    num_actors,
+    batch_size,
+    num_gpus,
+    num_cpus,
+    rows_per_shard,
+    shard_dir,
+    progress,
+    pa,
+) -> int:
     """Embed ``missing`` on the cluster into Parquet shards, then into the store."""
     # longest first, so each batch holds texts of about one length (little padding)
     missing = sorted(missing, key=lambda ht: len(ht[1]), reverse=True)
@@ -226,8 +280,12 @@ def _run(ray, store, key, missing, *, model, precision, device, num_actors, batc
         rows_per_shard = math.ceil(rows_per_shard / batch_size) * batch_size
     rows_per_shard = max(1, int(rows_per_shard))
     blocks = [
-        pa.table({"text_hash": pa.array([h for h, _ in part], pa.string()),
-                  "text": pa.array([t for _, t in part], pa.string())})
+        pa.table(
+            {
+                "text_hash": pa.array([h for h, _ in part], pa.string()),
+                "text": pa.array([t for _, t in part], pa.string()),
+            }
+        )
         for part in (missing[s : s + rows_per_shard] for s in range(0, n, rows_per_shard))
     ]
     del missing
@@ -252,9 +310,14 @@ def _run(ray, store, key, missing, *, model, precision, device, num_actors, batc
         ds = ray.data.from_arrow(blocks)
         ds = ds.map_batches(
             EmbedActor,
-            fn_constructor_kwargs={"model": None if model is None else str(model),
-                                   "precision": precision, "device": device,
-                                   "batch_size": batch_size, "expected_key": key, "env": env},
+            fn_constructor_kwargs={
+                "model": None if model is None else str(model),
+                "precision": precision,
+                "device": device,
+                "batch_size": batch_size,
+                "expected_key": key,
+                "env": env,
+            },
             batch_size=batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=num_actors),

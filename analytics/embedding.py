@@ -83,8 +83,9 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-def load_model(model: str | os.PathLike | None = None, *, device: str | None = "auto",
-               backend: str = "torch"):
+def load_model(
+    model: str | os.PathLike | None = None, *, device: str | None = "auto", backend: str = "torch"
+):
     """Load a sentence-transformers model in float32: the bundled default, a local path, or a
     model name already in the local cache. Precision is :class:`Embedder`'s business."""
     from sentence_transformers import SentenceTransformer
@@ -116,8 +117,9 @@ def load_model(model: str | os.PathLike | None = None, *, device: str | None = "
     return st_model
 
 
-def embedding_key(model=None, *, device: str | None = "auto", precision: str | None = "auto",
-                  backend: str = "torch") -> str:
+def embedding_key(
+    model=None, *, device: str | None = "auto", precision: str | None = "auto", backend: str = "torch"
+) -> str:
     """The cache key an :class:`Embedder` with these settings writes under, without loading
     the model: the model id plus a provenance tag for any precision or backend other than
     float32 torch (e.g. ``sentence-transformers/all-MiniLM-L6-v2#bf16``)."""
@@ -150,8 +152,11 @@ def stored_model_id(store, name: str, model=None, *, precision: str | None = Non
     if precision is not None:
         candidates = [embedding_key(model, precision=precision)]
     else:
-        candidates = list(dict.fromkeys([embedding_key(model), base, *(
-            m for m in store.model_ids() if m.startswith(base + "#"))]))
+        candidates = list(
+            dict.fromkeys(
+                [embedding_key(model), base, *(m for m in store.model_ids() if m.startswith(base + "#"))]
+            )
+        )
     n_docs = store.corpus_info(name).n_docs
     for key in candidates:
         if store.model_dim(key) is not None and store.embedded_count(name, key) >= n_docs:
@@ -171,9 +176,17 @@ class Embedder:
     model_id : the base cache key for an already-loaded model; the precision tag is appended.
     """
 
-    def __init__(self, model=None, *, device: str | None = "auto", precision: str | None = "auto",
-                 backend: str = "torch", batch_size: int | None = None,
-                 token_budget: int | None = None, model_id: str | None = None):
+    def __init__(
+        self,
+        model=None,
+        *,
+        device: str | None = "auto",
+        precision: str | None = "auto",
+        backend: str = "torch",
+        batch_size: int | None = None,
+        token_budget: int | None = None,
+        model_id: str | None = None,
+    ):
         from .inference import FastEncoder, provenance_tag, resolve_precision
 
         check_backend(backend)
@@ -194,13 +207,17 @@ class Embedder:
         self.engine = None
         if backend == "torch":
             try:
-                self.engine = FastEncoder(self.model, precision=self.precision,
-                                          max_batch=batch_size, token_budget=token_budget)
+                self.engine = FastEncoder(
+                    self.model, precision=self.precision, max_batch=batch_size, token_budget=token_budget
+                )
             except ModelError:  # not a plain text transformer: sentence-transformers' own path
                 self.precision = "float32"
         self.batch_size = int(batch_size or (self.engine.max_batch if self.engine else 64))
         self.model_id = base + provenance_tag(self.precision, backend)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         self.dim = int(get_dim())
         self.max_seq_length = int(self.model.max_seq_length)
 
@@ -212,8 +229,10 @@ class Embedder:
         indexing ``texts``. The GPU runs one batch ahead of the caller."""
         if self.engine is None:
             for s in range(0, len(texts), self.batch_size):
-                yield np.arange(s, min(s + self.batch_size, len(texts))), \
-                    self._plain(texts[s : s + self.batch_size])
+                yield (
+                    np.arange(s, min(s + self.batch_size, len(texts))),
+                    self._plain(texts[s : s + self.batch_size]),
+                )
             return
         import torch
 
@@ -236,8 +255,11 @@ class Embedder:
 
     def _plain(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=False, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            show_progress_bar=False,
         ).astype(np.float32, copy=False)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
@@ -260,16 +282,26 @@ class Embedder:
         beginning is embedded."""
         if not texts:
             return 0
-        ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False,
-                                   verbose=False)["input_ids"]
+        ids = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)[
+            "input_ids"
+        ]
         return sum(len(i) > self.max_seq_length for i in ids)
 
 
-def embed_texts(texts, model=None, *, batch_size: int | None = None, device: str | None = "auto",
-                precision: str | None = "auto") -> np.ndarray:
+def embed_texts(
+    texts,
+    model=None,
+    *,
+    batch_size: int | None = None,
+    device: str | None = "auto",
+    precision: str | None = "auto",
+) -> np.ndarray:
     """Embed ``texts`` as an (n, d) float32 array of unit rows, with no store involved."""
-    embedder = model if isinstance(model, Embedder) else Embedder(
-        model, device=device, batch_size=batch_size, precision=precision)
+    embedder = (
+        model
+        if isinstance(model, Embedder)
+        else Embedder(model, device=device, batch_size=batch_size, precision=precision)
+    )
     return embedder.encode(list(texts))
 
 
@@ -297,15 +329,21 @@ class EmbedReport:
         return not self.stopped
 
     def summary(self) -> str:
-        parts = [f"{self.n_cached:,} of {self.n_docs:,} texts in {self.corpus!r} were already "
-                 f"embedded with {self.model_id}."]
+        parts = [
+            f"{self.n_cached:,} of {self.n_docs:,} texts in {self.corpus!r} were already "
+            f"embedded with {self.model_id}."
+        ]
         if self.n_computed:
             rate = self.n_computed / self.seconds if self.seconds > 0 else float("inf")
-            parts.append(f"Embedded {self.n_computed:,} new text(s) on {self.device} in "
-                         f"{self.seconds:.1f} s ({rate:,.0f} texts/s).")
+            parts.append(
+                f"Embedded {self.n_computed:,} new text(s) on {self.device} in "
+                f"{self.seconds:.1f} s ({rate:,.0f} texts/s)."
+            )
         if self.n_truncated:
-            parts.append(f"{self.n_truncated:,} text(s) were longer than the model's "
-                         f"{self.max_seq_length}-token limit; only their beginning was embedded.")
+            parts.append(
+                f"{self.n_truncated:,} text(s) were longer than the model's "
+                f"{self.max_seq_length}-token limit; only their beginning was embedded."
+            )
         if self.stopped:
             parts.append("Stopped before the end; run embed again to resume.")
         return " ".join(parts)
@@ -393,17 +431,25 @@ def embed_corpus(
                 break
         if not failure:
             flush()
-        truncated = embedder.last_truncated if embedder.engine is not None else \
-            embedder.count_truncated(texts[:done])
+        truncated = (
+            embedder.last_truncated if embedder.engine is not None else embedder.count_truncated(texts[:done])
+        )
     finally:
         commits.put(None)
         writer.join()
     if failure:
         raise failure[0]
     return EmbedReport(
-        corpus=name, model_id=embedder.model_id, device=embedder.device, n_docs=info.n_docs,
-        n_cached=n_cached, n_computed=done, n_truncated=truncated,
-        max_seq_length=embedder.max_seq_length, seconds=time.perf_counter() - t0, stopped=stopped,
+        corpus=name,
+        model_id=embedder.model_id,
+        device=embedder.device,
+        n_docs=info.n_docs,
+        n_cached=n_cached,
+        n_computed=done,
+        n_truncated=truncated,
+        max_seq_length=embedder.max_seq_length,
+        seconds=time.perf_counter() - t0,
+        stopped=stopped,
     )
 
 
@@ -421,8 +467,10 @@ def import_vectors(store, name: str, vectors, model_id: str, *, ids=None) -> int
     texts = store.texts(name)
     if ids is None:
         if len(vectors) != info.n_docs:
-            raise EmbeddingError(f"{len(vectors):,} vectors for {info.n_docs:,} documents in {name!r}; "
-                                 "give one vector per document, in order, or pass ids.")
+            raise EmbeddingError(
+                f"{len(vectors):,} vectors for {info.n_docs:,} documents in {name!r}; "
+                "give one vector per document, in order, or pass ids."
+            )
         order = range(info.n_docs)
     else:
         try:

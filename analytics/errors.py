@@ -38,5 +38,12 @@ class DependencyError(ExplorerError, RuntimeError):
     for static images, Playwright for screenshots); the message says what to install."""
 
 
-__all__ = ["CorpusError", "DependencyError", "EmbeddingError", "ExplorerError", "ModelError",
-           "ParameterError", "StoreError"]
+__all__ = [
+    "CorpusError",
+    "DependencyError",
+    "EmbeddingError",
+    "ExplorerError",
+    "ModelError",
+    "ParameterError",
+    "StoreError",
+]

@@ -38,14 +38,17 @@ def load_qrels(source, *, format: str | None = None) -> dict[str, dict[str, int]
     try:
         q, d = fields["query-id"], fields.get("corpus-id") or fields["doc-id"]
     except KeyError:
-        raise CorpusError(f"{label}: need columns query-id, corpus-id (or doc-id) and "
-                          f"score; found {reader.fieldnames}.") from None
+        raise CorpusError(
+            f"{label}: need columns query-id, corpus-id (or doc-id) and score; found {reader.fieldnames}."
+        ) from None
     s = fields.get("score") or fields.get("relevance")
     qrels: dict[str, dict[str, int]] = {}
     for line, row in enumerate(reader, start=2):
         if row.get(q) is None or row.get(d) is None:
-            raise CorpusError(f"{label}, line {line}: too few columns; each row needs a query id, "
-                              "a document id and a score.")
+            raise CorpusError(
+                f"{label}, line {line}: too few columns; each row needs a query id, "
+                "a document id and a score."
+            )
         try:
             rel = int(float(row[s])) if s else 1
         except (TypeError, ValueError, OverflowError):
@@ -72,16 +75,16 @@ def load_queries(data) -> dict[str, str]:
     queries: dict[str, str] = {}
     for line, row in enumerate(reader, start=2):
         if row.get(q) is None or row.get(t) is None:
-            raise CorpusError(f"{label}, line {line}: too few columns; each row needs a query id "
-                              "and a text.")
+            raise CorpusError(f"{label}, line {line}: too few columns; each row needs a query id and a text.")
         queries[str(row[q])] = row[t]
     if not queries:
         raise CorpusError(f"{label} has no queries.")
     return queries
 
 
-def evaluate(run: dict[str, list[str]], qrels: dict[str, dict[str, int]],
-             *, k_values=(1, 10, 100)) -> dict[str, float]:
+def evaluate(
+    run: dict[str, list[str]], qrels: dict[str, dict[str, int]], *, k_values=(1, 10, 100)
+) -> dict[str, float]:
     """Mean recall@k, nDCG@10 and MRR@10 over the judged queries that have a relevant document.
 
     ``run[qid]`` lists retrieved document ids, best first. A judged query missing from the run

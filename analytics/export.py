@@ -16,8 +16,9 @@ def _use_system_chromium() -> None:
         os.environ["BROWSER_PATH"] = SYSTEM_CHROMIUM
 
 
-def figure_image(fig, format: str = "png", *, width: int = 1200, height: int = 700,
-                 scale: float = 2.0) -> bytes:
+def figure_image(
+    fig, format: str = "png", *, width: int = 1200, height: int = 700, scale: float = 2.0
+) -> bytes:
     """The figure as PNG (``width*scale`` x ``height*scale`` pixels) or SVG bytes."""
     if format not in ("png", "svg"):
         raise ParameterError(f"format must be 'png' or 'svg', got {format!r}.")

@@ -11,8 +11,18 @@ import html
 
 import numpy as np
 
-PALETTE = ["#2c5d8f", "#e07b39", "#3a9a5b", "#c2413b", "#7b5ea7", "#8c6d31", "#d45f9e",
-           "#5f6b73", "#b5b83a", "#2aa5b8"]
+PALETTE = [
+    "#2c5d8f",
+    "#e07b39",
+    "#3a9a5b",
+    "#c2413b",
+    "#7b5ea7",
+    "#8c6d31",
+    "#d45f9e",
+    "#5f6b73",
+    "#b5b83a",
+    "#2aa5b8",
+]
 HIGHLIGHT = "#d62728"
 _LAYOUT = dict(template="plotly_white", font=dict(size=13), margin=dict(l=40, r=20, t=70, b=40))
 
@@ -28,8 +38,9 @@ def _title(main: str, sub: str) -> dict:
     return dict(text=f"{html.escape(main)}<br><sup>{html.escape(sub)}</sup>", x=0.01, xanchor="left")
 
 
-def map_figure(coords, texts, *, color=None, color_name: str = "", highlight=None,
-               title: str = "", subtitle: str = ""):
+def map_figure(
+    coords, texts, *, color=None, color_name: str = "", highlight=None, title: str = "", subtitle: str = ""
+):
     """A WebGL scatter of a 2D map. ``color``: labels (categorical) or numbers (continuous)."""
     import plotly.graph_objects as go
 
@@ -38,43 +49,92 @@ def map_figure(coords, texts, *, color=None, color_name: str = "", highlight=Non
     fig = go.Figure()
     ids = np.arange(len(coords))
     if color is None:
-        fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", customdata=ids,
-                                   hovertext=hover, hoverinfo="text", name="texts",
-                                   marker=dict(size=5, color=PALETTE[0], opacity=0.7)))
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                customdata=ids,
+                hovertext=hover,
+                hoverinfo="text",
+                name="texts",
+                marker=dict(size=5, color=PALETTE[0], opacity=0.7),
+            )
+        )
     elif np.issubdtype(np.asarray(color).dtype, np.number):
-        fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", customdata=ids,
-                                   hovertext=hover, hoverinfo="text", name=color_name,
-                                   marker=dict(size=5, color=color, colorscale="Viridis", opacity=0.8,
-                                               colorbar=dict(title=html.escape(color_name)))))
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                customdata=ids,
+                hovertext=hover,
+                hoverinfo="text",
+                name=color_name,
+                marker=dict(
+                    size=5,
+                    color=color,
+                    colorscale="Viridis",
+                    opacity=0.8,
+                    colorbar=dict(title=html.escape(color_name)),
+                ),
+            )
+        )
     else:
         labels = np.asarray([str(c) for c in color])
         for i, value in enumerate(dict.fromkeys(labels)):
             m = labels == value
-            fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers",
-                                       customdata=ids[m], hovertext=[hover[j] for j in np.flatnonzero(m)],
-                                       hoverinfo="text", name=html.escape(value)[:40],
-                                       marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.7)))
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[m, 0],
+                    y=coords[m, 1],
+                    mode="markers",
+                    customdata=ids[m],
+                    hovertext=[hover[j] for j in np.flatnonzero(m)],
+                    hoverinfo="text",
+                    name=html.escape(value)[:40],
+                    marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.7),
+                )
+            )
     if highlight is not None and len(highlight):
         h = np.asarray(highlight)
-        fig.add_trace(go.Scattergl(x=coords[h, 0], y=coords[h, 1], mode="markers", customdata=h,
-                                   hovertext=[hover[j] for j in h], hoverinfo="text", name="highlighted",
-                                   marker=dict(size=11, color="rgba(0,0,0,0)",
-                                               line=dict(width=2, color=HIGHLIGHT))))
-    fig.update_layout(**_LAYOUT, title=_title(title, subtitle), dragmode="lasso", height=620,
-                      legend=dict(title=html.escape(color_name)), xaxis=dict(showticklabels=False),
-                      yaxis=dict(showticklabels=False))
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[h, 0],
+                y=coords[h, 1],
+                mode="markers",
+                customdata=h,
+                hovertext=[hover[j] for j in h],
+                hoverinfo="text",
+                name="highlighted",
+                marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=2, color=HIGHLIGHT)),
+            )
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        title=_title(title, subtitle),
+        dragmode="lasso",
+        height=620,
+        legend=dict(title=html.escape(color_name)),
+        xaxis=dict(showticklabels=False),
+        yaxis=dict(showticklabels=False),
+    )
     return fig
 
 
 def depth_histogram(depths, *, title: str, subtitle: str, median_depth: float | None = None):
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Histogram(x=np.asarray(depths), nbinsx=50, marker_color=PALETTE[0],
-                                 name="texts"))
+    fig = go.Figure(go.Histogram(x=np.asarray(depths), nbinsx=50, marker_color=PALETTE[0], name="texts"))
     if median_depth is not None:
         fig.add_vline(x=median_depth, line_color=HIGHLIGHT, annotation_text="median text")
-    fig.update_layout(**_LAYOUT, title=_title(title, subtitle), height=380,
-                      xaxis_title="TTE depth (higher = more representative)", yaxis_title="texts")
+    fig.update_layout(
+        **_LAYOUT,
+        title=_title(title, subtitle),
+        height=380,
+        xaxis_title="TTE depth (higher = more representative)",
+        yaxis_title="texts",
+    )
     return fig
 
 
@@ -83,8 +143,22 @@ def shift_histogram(depths_f, depths_g, *, name_f: str, name_g: str, title: str,
 
     fig = go.Figure()
     for depths, name, c in ((depths_f, name_f, PALETTE[0]), (depths_g, name_g, PALETTE[1])):
-        fig.add_trace(go.Histogram(x=np.asarray(depths), nbinsx=40, name=html.escape(name)[:40],
-                                   marker_color=c, opacity=0.6, histnorm="probability density"))
-    fig.update_layout(**_LAYOUT, barmode="overlay", title=_title(title, subtitle), height=400,
-                      xaxis_title=f"depth with respect to {name_f}", yaxis_title="density")
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(depths),
+                nbinsx=40,
+                name=html.escape(name)[:40],
+                marker_color=c,
+                opacity=0.6,
+                histnorm="probability density",
+            )
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="overlay",
+        title=_title(title, subtitle),
+        height=400,
+        xaxis_title=f"depth with respect to {name_f}",
+        yaxis_title="density",
+    )
     return fig

@@ -63,8 +63,10 @@ def resolve_precision(precision: str | None, device: str) -> str:
         raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if precision != "auto":
         if precision == "float16" and device.startswith("cpu"):
-            raise ParameterError("float16 is not supported on the CPU (it is emulated and slow); use "
-                                 "precision='bfloat16', 'float32' or 'auto'.")
+            raise ParameterError(
+                "float16 is not supported on the CPU (it is emulated and slow); use "
+                "precision='bfloat16', 'float32' or 'auto'."
+            )
         return precision
     if device.startswith("cuda"):
         return "float16"
@@ -108,8 +110,9 @@ class _Tokenize:
         encs = encode(capped)
         rows = [e.ids for e in encs]
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        truncated = sum(1 for t, e, n in zip(texts, encs, lengths)
-                        if len(t) > cap or (n >= limit and e.overflowing))
+        truncated = sum(
+            1 for t, e, n in zip(texts, encs, lengths) if len(t) > cap or (n >= limit and e.overflowing)
+        )
         ids = np.full((len(rows), int(lengths.max(initial=1))), self.pad_id, dtype=np.int64)
         for row, r in zip(ids, rows):
             row[: len(r)] = r
@@ -147,15 +150,21 @@ class _TokenizerProcesses:
         import sys
 
         package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-               "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+        }
         setup = pickle.dumps((tokenize.tok.to_str(), tokenize.max_length, tokenize.pad_id))
         self.idle: queue.Queue = queue.Queue()
         self.procs = []
         for _ in range(n):
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from analytics.inference import _serve; _serve()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
             proc.stdin.write(len(setup).to_bytes(8, "little") + setup)
             proc.stdin.flush()
             self.procs.append(proc)
@@ -215,9 +224,18 @@ class FastEncoder:
         lose too much in layer norms, cosine 0.99990 vs 0.99997 to float32).
     """
 
-    def __init__(self, model, *, precision: str = "auto", token_budget: int | None = None,
-                 max_batch: int | None = None, workers: int | None = None, chunk: int = 2048,
-                 processes: int | None = None, cast_weights: bool | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        precision: str = "auto",
+        token_budget: int | None = None,
+        max_batch: int | None = None,
+        workers: int | None = None,
+        chunk: int = 2048,
+        processes: int | None = None,
+        cast_weights: bool | None = None,
+    ):
         import torch
 
         self.model = model
@@ -227,8 +245,10 @@ class FastEncoder:
         self.dtype = getattr(torch, self.precision)
         modules = list(model.children()) if hasattr(model, "children") else []
         if not modules or not hasattr(modules[0], "model") or getattr(model, "tokenizer", None) is None:
-            raise ModelError("FastEncoder needs a text model whose first module is a transformer "
-                             "with a tokenizer; use SentenceTransformer.encode for this model.")
+            raise ModelError(
+                "FastEncoder needs a text model whose first module is a transformer "
+                "with a tokenizer; use SentenceTransformer.encode for this model."
+            )
         self.transformer, self.heads = modules[0], modules[1:]
         if cast_weights is None:
             cast_weights = self.cuda
@@ -375,7 +395,8 @@ class FastEncoder:
             return out.cpu().numpy()
 
     def dimension(self) -> int:
-        get = getattr(self.model, "get_embedding_dimension", None) or \
-            self.model.get_sentence_embedding_dimension
+        get = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         return int(get())
-

@@ -37,8 +37,15 @@ class OutlierReport:
         return ranks
 
 
-def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None, k: int = 10,
-                  distance: str = "cosine", device: str | None = "cpu") -> OutlierReport:
+def find_outliers(
+    X,
+    *,
+    quantile: float | None = 0.05,
+    count: int | None = None,
+    k: int = 10,
+    distance: str = "cosine",
+    device: str | None = "cpu",
+) -> OutlierReport:
     """Flag the least deep texts: the lowest ``quantile`` of depths, or the ``count`` lowest."""
     if count is None and quantile is None:
         raise ParameterError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
@@ -54,8 +61,9 @@ def find_outliers(X, *, quantile: float | None = 0.05, count: int | None = None,
     flagged = most_outlying(depths, n_flag)
     k = min(k, n - 1)
     ids, sims = nearest_neighbours(ExactIndex(X, device=device), k)
-    return OutlierReport(flagged, depths, depth_percentile(depths), 1.0 - sims.mean(axis=1),
-                         ids[flagged], sims[flagged], k)
+    return OutlierReport(
+        flagged, depths, depth_percentile(depths), 1.0 - sims.mean(axis=1), ids[flagged], sims[flagged], k
+    )
 
 
 def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048):

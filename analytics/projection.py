@@ -45,14 +45,24 @@ class Projection:
     def note(self) -> str:
         if self.fitted_on >= self.n:
             return ""
-        how = "placed by transform" if self.method != "tsne" else "placed among their nearest sampled neighbours"
-        return (f"{self.method.upper()} was fitted on a random sample of {self.fitted_on:,} of "
-                f"{self.n:,} texts; the other texts were {how}.")
+        how = (
+            "placed by transform"
+            if self.method != "tsne"
+            else "placed among their nearest sampled neighbours"
+        )
+        return (
+            f"{self.method.upper()} was fitted on a random sample of {self.fitted_on:,} of "
+            f"{self.n:,} texts; the other texts were {how}."
+        )
 
     def describe(self) -> str:
         """Method and parameters in words, for chart titles."""
         ps = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "random_state")
-        return f"{self.method.upper()}" + (f" ({ps})" if ps else "") + f", seed {self.params.get('random_state', 0)}"
+        return (
+            f"{self.method.upper()}"
+            + (f" ({ps})" if ps else "")
+            + f", seed {self.params.get('random_state', 0)}"
+        )
 
 
 def _params(method: str, random_state: int, overrides: dict) -> dict:
@@ -62,9 +72,17 @@ def _params(method: str, random_state: int, overrides: dict) -> dict:
     return {**defaults(method), **check_params(method, overrides), "random_state": int(random_state)}
 
 
-def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold: int = 50_000,
-            sample_size: int = 20_000, progress=None, device: str | None = "cpu",
-            **params) -> Projection:
+def project(
+    X,
+    method: str = "umap",
+    *,
+    random_state: int = 0,
+    sample_threshold: int = 50_000,
+    sample_size: int = 20_000,
+    progress=None,
+    device: str | None = "cpu",
+    **params,
+) -> Projection:
     """Project the rows of X to 2D. ``progress(stage, fraction)`` hears about the slow steps."""
     X = as_embeddings(X, "X", min_rows=3)
     X = (X / checked_norms(X, "X")[:, None]).astype(np.float32)
@@ -81,8 +99,13 @@ def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold:
         coords[:] = _pca(X, fit_rows, device)
     elif method == "umap":
         umap = _umap_module(device)
-        kwargs = dict(n_components=2, n_neighbors=min(int(params["n_neighbors"]), fit_rows.size - 1),
-                      min_dist=float(params["min_dist"]), metric=params["metric"], random_state=random_state)
+        kwargs = dict(
+            n_components=2,
+            n_neighbors=min(int(params["n_neighbors"]), fit_rows.size - 1),
+            min_dist=float(params["min_dist"]),
+            metric=params["metric"],
+            random_state=random_state,
+        )
         if umap.__name__ == "umap":  # umap-learn only: cuML takes neither argument
             kwargs.update(transform_seed=random_state, n_jobs=1)
         model = umap.UMAP(**kwargs)
@@ -94,8 +117,13 @@ def project(X, method: str = "umap", *, random_state: int = 0, sample_threshold:
         from sklearn.manifold import TSNE
 
         perplexity = min(float(params["perplexity"]), (fit_rows.size - 1) / 3)
-        tsne = TSNE(n_components=2, perplexity=perplexity, metric=params["metric"], init="pca",
-                    random_state=random_state)
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            metric=params["metric"],
+            init="pca",
+            random_state=random_state,
+        )
         coords[fit_rows] = tsne.fit_transform(X[fit_rows])
         if rest.size:
             report("placing the other texts", 0.8)
@@ -156,25 +184,47 @@ def projection_key(fingerprint: str, model_id: str, method: str, params: dict, s
     return "projection:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def corpus_projection(store, name: str, model_id: str, method: str = "umap", *,
-                      random_state: int = 0, sample_threshold: int = 50_000,
-                      sample_size: int = 20_000, progress=None, device: str | None = "cpu",
-                      **params) -> Projection:
+def corpus_projection(
+    store,
+    name: str,
+    model_id: str,
+    method: str = "umap",
+    *,
+    random_state: int = 0,
+    sample_threshold: int = 50_000,
+    sample_size: int = 20_000,
+    progress=None,
+    device: str | None = "cpu",
+    **params,
+) -> Projection:
     """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
     parameters): the second call with the same inputs reads the map instead of computing it."""
     full = _params(method, random_state, params)
     # the device is in the key: cuML's UMAP on a GPU draws a different picture than umap-learn
-    key = projection_key(store.corpus_fingerprint(name), model_id, method, full,
-                         (sample_threshold, sample_size, device or "cpu"))
+    key = projection_key(
+        store.corpus_fingerprint(name),
+        model_id,
+        method,
+        full,
+        (sample_threshold, sample_size, device or "cpu"),
+    )
     payload = store.get_result(key)
     if payload is not None:
         with np.load(io.BytesIO(payload), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            return Projection(z["coords"], method, full, meta["n"], meta["fitted_on"],
-                              meta["seconds"], cached=True)
-    proj = project(store.vectors(name, model_id), method, random_state=random_state,
-                   sample_threshold=sample_threshold, sample_size=sample_size,
-                   progress=progress, device=device, **params)
+            return Projection(
+                z["coords"], method, full, meta["n"], meta["fitted_on"], meta["seconds"], cached=True
+            )
+    proj = project(
+        store.vectors(name, model_id),
+        method,
+        random_state=random_state,
+        sample_threshold=sample_threshold,
+        sample_size=sample_size,
+        progress=progress,
+        device=device,
+        **params,
+    )
     buf = io.BytesIO()
     meta = {"n": proj.n, "fitted_on": proj.fitted_on, "seconds": proj.seconds}
     np.savez(buf, coords=proj.coords, meta=np.array(json.dumps(meta)))

@@ -8,8 +8,6 @@ import html
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import numpy as np
-
 from .depth import median_index, most_central, most_outlying, tte_depth
 from .figures import depth_histogram, map_figure, shift_histogram
 from .projection import corpus_projection
@@ -34,9 +32,17 @@ def _table(rows: list[tuple], headers: tuple) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(store, name: str, model_id: str, *, compare: str | None = None,
-                 method: str = "umap", k: int = 10, permutations: int = 999,
-                 map_params: dict | None = None) -> Report:
+def build_report(
+    store,
+    name: str,
+    model_id: str,
+    *,
+    compare: str | None = None,
+    method: str = "umap",
+    k: int = 10,
+    permutations: int = 999,
+    map_params: dict | None = None,
+) -> Report:
     """The report of corpus ``name``; ``map_params`` are the map method's parameters
     (e.g. ``{"n_neighbors": 30}`` for UMAP; see :mod:`analytics.params`)."""
     import secrets
@@ -54,19 +60,29 @@ def build_report(store, name: str, model_id: str, *, compare: str | None = None,
     proj = corpus_projection(store, name, model_id, method, **(map_params or {}))
     color = [m.get(label, "") for m in metadata] if label else None
     figures = {
-        "map": map_figure(proj.coords, texts, color=color, color_name=label or "",
-                          title=f"{name}: {method.upper()} map",
-                          subtitle=_subtitle(name, model_id, len(texts), proj.describe())),
-        "depth": depth_histogram(d, title=f"{name}: TTE depth (cosine)",
-                                 subtitle=_subtitle(name, model_id, len(d)),
-                                 median_depth=float(d[median_index(d)])),
+        "map": map_figure(
+            proj.coords,
+            texts,
+            color=color,
+            color_name=label or "",
+            title=f"{name}: {method.upper()} map",
+            subtitle=_subtitle(name, model_id, len(texts), proj.describe()),
+        ),
+        "depth": depth_histogram(
+            d,
+            title=f"{name}: TTE depth (cosine)",
+            subtitle=_subtitle(name, model_id, len(d)),
+            median_depth=float(d[median_index(d)]),
+        ),
     }
     med = median_index(d)
     sections = [
         f"<h2>Summary</h2><p>{len(texts):,} texts · model {html.escape(model_id)} · "
         f"source {html.escape(str(info.source))}</p>",
-        "<h2>Map</h2>", f"@@{token}-map@@",
-        "<h2>Depth</h2>", f"@@{token}-depth@@",
+        "<h2>Map</h2>",
+        f"@@{token}-map@@",
+        "<h2>Depth</h2>",
+        f"@@{token}-depth@@",
         f"<h3>The median text (depth {d[med]:.4f})</h3><blockquote>{html.escape(texts[med])}</blockquote>",
         f"<h3>Most representative {k}</h3>",
         _table([(f"{d[i]:.4f}", texts[i]) for i in most_central(d, k)], ("depth", "text")),
@@ -79,17 +95,33 @@ def build_report(store, name: str, model_id: str, *, compare: str | None = None,
         result = shift_test(X, G, permutations=permutations)
         texts_g = store.texts(compare)
         figures["shift"] = shift_histogram(
-            result.depths_f, result.depths_g, name_f=name, name_g=compare,
+            result.depths_f,
+            result.depths_g,
+            name_f=name,
+            name_g=compare,
             title=f"Depth with respect to {name}: {name} vs {compare}",
-            subtitle=_subtitle(name, model_id, result.n_f + result.n_g,
-                               f"Q = {result.q:.3f} · permutation p = {result.p_permutation:.3g}"))
+            subtitle=_subtitle(
+                name,
+                model_id,
+                result.n_f + result.n_g,
+                f"Q = {result.q:.3f} · permutation p = {result.p_permutation:.3g}",
+            ),
+        )
         deep_f, out_g = result.examples(5)
         sections += [
             f"<h2>Shift test: has {html.escape(compare)} shifted away from {html.escape(name)}?</h2>",
             f"<p class='verdict'>{html.escape(result.summary().splitlines()[0])}</p>",
-            _table([("Q", f"{result.q:.4f}"), ("W", f"{result.w:.4f}"), ("p (asymptotic)", f"{result.p:.4g}"),
-                    ("p (permutation)", f"{result.p_permutation:.4g}"), ("n F", result.n_f), ("n G", result.n_g)],
-                   ("statistic", "value")),
+            _table(
+                [
+                    ("Q", f"{result.q:.4f}"),
+                    ("W", f"{result.w:.4f}"),
+                    ("p (asymptotic)", f"{result.p:.4g}"),
+                    ("p (permutation)", f"{result.p_permutation:.4g}"),
+                    ("n F", result.n_f),
+                    ("n G", result.n_g),
+                ],
+                ("statistic", "value"),
+            ),
             "<pre>" + html.escape(result.summary()) + "</pre>",
             f"@@{token}-shift@@",
             f"<h3>Most representative of {html.escape(name)}</h3>",
@@ -99,8 +131,10 @@ def build_report(store, name: str, model_id: str, *, compare: str | None = None,
         ]
     body = "\n".join(sections)
     for key, fig in figures.items():
-        body = body.replace(f"@@{token}-{key}@@", pio.to_html(fig, full_html=False, include_plotlyjs=False,
-                                                         div_id=f"fig-{key}"))
+        body = body.replace(
+            f"@@{token}-{key}@@",
+            pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{key}"),
+        )
     title = f"Embedding Explorer report: {name}" + (f" vs {compare}" if compare else "")
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>

@@ -9,8 +9,12 @@ from pathlib import Path
 from .errors import DependencyError
 from .export import SYSTEM_CHROMIUM
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 _SCRIPT_DONE = """() => {
@@ -29,17 +33,22 @@ def _file_name(url: str, i: int) -> str:
     return f"{i + 1:02d}-{stem}.png"
 
 
-def screenshot_urls(urls, out_dir, *, width: int = 1400, height: int = 900,
-                    timeout_s: float = 120) -> list[Path]:
+def screenshot_urls(
+    urls, out_dir, *, width: int = 1400, height: int = 900, timeout_s: float = 120
+) -> list[Path]:
     """Open each URL, wait until the page (a Streamlit app or a plotly report) has drawn, and
     save a PNG of ``width`` x ``height``. Returns the paths written."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise DependencyError("screenshot needs Playwright: pip install playwright "
-                              "(it drives the system Chromium; no browser download).") from None
+        raise DependencyError(
+            "screenshot needs Playwright: pip install playwright "
+            "(it drives the system Chromium; no browser download)."
+        ) from None
     if not Path(SYSTEM_CHROMIUM).exists():
-        raise DependencyError(f"screenshot needs Chromium at {SYSTEM_CHROMIUM} (Debian: apt-get install chromium).")
+        raise DependencyError(
+            f"screenshot needs Chromium at {SYSTEM_CHROMIUM} (Debian: apt-get install chromium)."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

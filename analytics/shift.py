@@ -95,9 +95,7 @@ class ShiftResult:
             )
         lines.append(f"Sample sizes: F = {self.n_f:,} texts, G = {self.n_g:,} texts.")
         if self.small_sample:
-            lines.append(
-                f"Warning: fewer than {SMALL_SAMPLE} texts on one side; Q and p are unreliable."
-            )
+            lines.append(f"Warning: fewer than {SMALL_SAMPLE} texts on one side; Q and p are unreliable.")
         return "\n".join(lines)
 
     def examples(self, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +118,7 @@ def q_reference(depths_f, depths_g) -> float:
     g = np.asarray(depths_g, dtype=np.float64)
     ranks = rankdata(np.concatenate([f, g]))
     pooled = np.sort(ranks)
-    return float(np.mean(np.searchsorted(pooled, ranks[f.size:], side="left") / ranks.size))
+    return float(np.mean(np.searchsorted(pooled, ranks[f.size :], side="left") / ranks.size))
 
 
 def shift_test(
@@ -159,11 +157,10 @@ def shift_test(
 
     p_perm = None
     if permutations:
-        observed = _f_rank_sum(np.concatenate([depths_f, depths_g])[:, None],
-                               np.arange(depths_f.size)[:, None])[0]
-        perm_sums = _permutation_rank_sums(
-            F, G, distance, permutations, np.random.default_rng(random_state)
-        )
+        observed = _f_rank_sum(
+            np.concatenate([depths_f, depths_g])[:, None], np.arange(depths_f.size)[:, None]
+        )[0]
+        perm_sums = _permutation_rank_sums(F, G, distance, permutations, np.random.default_rng(random_state))
         b = int(np.count_nonzero(perm_sums >= observed - 1e-9))
         p_perm = (b + 1) / (permutations + 1)
 

@@ -154,8 +154,13 @@ class Store:
     >>> store.add_corpus("news", load_corpus("news.csv"))
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
-                 migrate_to: int = SCHEMA_VERSION):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        read_only: bool = False,
+        migrate_to: int = SCHEMA_VERSION,
+    ):
         import duckdb
 
         self.path = Path(path) if path is not None else default_store_path()
@@ -253,8 +258,9 @@ class Store:
             )
         return int(row[0])
 
-    def add_corpus(self, name: str, corpus: Corpus, *, replace: bool = False,
-                   label_column: str | None = None) -> CorpusInfo:
+    def add_corpus(
+        self, name: str, corpus: Corpus, *, replace: bool = False, label_column: str | None = None
+    ) -> CorpusInfo:
         """Store ``corpus`` under ``name`` in one transaction. ``label_column`` names the metadata
         column that labels the texts (the map colours by it)."""
         import pyarrow as pa
@@ -265,14 +271,16 @@ class Store:
         if not len(corpus):
             raise StoreError("The corpus has no documents; nothing was stored.")
         hashes = [text_hash(t) for t in corpus.texts]
-        docs = pa.table({
-            "position": pa.array(range(len(corpus)), pa.int32()),
-            "text_hash": pa.array(hashes),
-            "text": pa.array(corpus.texts, pa.string()),
-            "metadata": pa.array(
-                [json.dumps(m, ensure_ascii=False, default=str) for m in corpus.metadata], pa.string()
-            ),
-        })
+        docs = pa.table(
+            {
+                "position": pa.array(range(len(corpus)), pa.int32()),
+                "text_hash": pa.array(hashes),
+                "text": pa.array(corpus.texts, pa.string()),
+                "metadata": pa.array(
+                    [json.dumps(m, ensure_ascii=False, default=str) for m in corpus.metadata], pa.string()
+                ),
+            }
+        )
         with self.transaction() as cur:
             exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
             if exists and not replace:
@@ -280,23 +288,33 @@ class Store:
             if exists:
                 cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
                 cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
-            cid = _one(cur, "INSERT INTO corpora (name, source, text_column, n_docs, label_column, "
-                       "fingerprint) VALUES (?, ?, ?, ?, ?, ?) RETURNING corpus_id",
-                       [name, corpus.source, corpus.text_column, len(corpus), label_column,
-                        _fingerprint(hashes)])[0]
+            cid = _one(
+                cur,
+                "INSERT INTO corpora (name, source, text_column, n_docs, label_column, "
+                "fingerprint) VALUES (?, ?, ?, ?, ?, ?) RETURNING corpus_id",
+                [name, corpus.source, corpus.text_column, len(corpus), label_column, _fingerprint(hashes)],
+            )[0]
             cur.register("incoming_docs", docs)
             try:
                 cur.execute(
-                    "INSERT INTO documents SELECT ?, position, text_hash, text, metadata "
-                    "FROM incoming_docs", [cid]
+                    "INSERT INTO documents SELECT ?, position, text_hash, text, metadata FROM incoming_docs",
+                    [cid],
                 )
             finally:
                 cur.unregister("incoming_docs")
         return self.corpus_info(name)
 
-    def add_corpus_stream(self, name: str, chunks, *, source: str | None = None,
-                          text_column: str | None = None, replace: bool = False,
-                          label_column: str | None = None, progress=None) -> CorpusInfo:
+    def add_corpus_stream(
+        self,
+        name: str,
+        chunks,
+        *,
+        source: str | None = None,
+        text_column: str | None = None,
+        replace: bool = False,
+        label_column: str | None = None,
+        progress=None,
+    ) -> CorpusInfo:
         """Store a corpus that arrives in chunks (``stream_corpus(path)``, or any iterable of
         ``(texts, metadata)`` pairs or objects with ``.texts`` and ``.metadata``), one chunk in
         memory at a time, so a corpus may be larger than memory.
@@ -329,7 +347,7 @@ class Store:
             fingerprint, n = hashlib.sha256(), 0
             label_check = _LabelCheck(label_column)
             for chunk in chunks:
-                texts, metadata = (chunk if isinstance(chunk, tuple) else (chunk.texts, chunk.metadata))
+                texts, metadata = chunk if isinstance(chunk, tuple) else (chunk.texts, chunk.metadata)
                 bytes_read = getattr(chunk, "bytes_read", None)
                 del chunk  # else it keeps this chunk alive while the stream reads the next
                 if len(texts) != len(metadata):
@@ -341,15 +359,17 @@ class Store:
                 fingerprint.update(("," if n else "").encode() + ",".join(hashes).encode())
                 # the documents table's columns, in order; a relation, not cur.register(): a
                 # registered table stays referenced (in memory) until the transaction ends
-                docs = pa.table({
-                    "corpus_id": pa.array(np.full(len(texts), cid, np.int32)),
-                    "position": pa.array(np.arange(n, n + len(texts), dtype=np.int32)),
-                    "text_hash": pa.array(hashes, pa.string()),
-                    "text": pa.array(texts, pa.string()),
-                    "metadata": pa.array(
-                        [json.dumps(m, ensure_ascii=False, default=str) for m in metadata], pa.string()
-                    ),
-                })
+                docs = pa.table(
+                    {
+                        "corpus_id": pa.array(np.full(len(texts), cid, np.int32)),
+                        "position": pa.array(np.arange(n, n + len(texts), dtype=np.int32)),
+                        "text_hash": pa.array(hashes, pa.string()),
+                        "text": pa.array(texts, pa.string()),
+                        "metadata": pa.array(
+                            [json.dumps(m, ensure_ascii=False, default=str) for m in metadata], pa.string()
+                        ),
+                    }
+                )
                 del hashes, texts, metadata  # one chunk of Python objects at a time
                 cur.from_arrow(docs).insert_into("documents")
                 n += docs.num_rows
@@ -359,36 +379,50 @@ class Store:
             if not n:
                 raise StoreError("The corpus has no documents; nothing was stored.")
             label_check.finish()
-            cur.execute("INSERT INTO corpora (corpus_id, name, source, text_column, n_docs, "
-                        "label_column, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [cid, name, source, text_column, n, label_column, fingerprint.hexdigest()])
+            cur.execute(
+                "INSERT INTO corpora (corpus_id, name, source, text_column, n_docs, "
+                "label_column, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [cid, name, source, text_column, n, label_column, fingerprint.hexdigest()],
+            )
         return self.corpus_info(name)
 
     def corpus_info(self, name: str) -> CorpusInfo:
-        row = _one(self._cur(), "SELECT name, n_docs, source, text_column, created, label_column FROM corpora WHERE name = ?", [name])
+        row = _one(
+            self._cur(),
+            "SELECT name, n_docs, source, text_column, created, label_column FROM corpora WHERE name = ?",
+            [name],
+        )
         if row is None:
             self._corpus_id(name)  # raises with the list of known corpora
         return CorpusInfo(*row)
 
     def list_corpora(self) -> list[CorpusInfo]:
-        rows = self._cur().execute(
-            "SELECT name, n_docs, source, text_column, created, label_column FROM corpora "
-            "ORDER BY created, name"
-        ).fetchall()
+        rows = (
+            self._cur()
+            .execute(
+                "SELECT name, n_docs, source, text_column, created, label_column FROM corpora "
+                "ORDER BY created, name"
+            )
+            .fetchall()
+        )
         return [CorpusInfo(*r) for r in rows]
 
     def texts(self, name: str) -> list[str]:
         cid = self._corpus_id(name)
-        rows = self._cur().execute(
-            "SELECT text FROM documents WHERE corpus_id = ? ORDER BY position", [cid]
-        ).fetchall()
+        rows = (
+            self._cur()
+            .execute("SELECT text FROM documents WHERE corpus_id = ? ORDER BY position", [cid])
+            .fetchall()
+        )
         return [r[0] for r in rows]
 
     def metadata(self, name: str) -> list[dict]:
         cid = self._corpus_id(name)
-        rows = self._cur().execute(
-            "SELECT metadata FROM documents WHERE corpus_id = ? ORDER BY position", [cid]
-        ).fetchall()
+        rows = (
+            self._cur()
+            .execute("SELECT metadata FROM documents WHERE corpus_id = ? ORDER BY position", [cid])
+            .fetchall()
+        )
         return [json.loads(r[0]) if r[0] else {} for r in rows]
 
     def delete_corpus(self, name: str) -> None:
@@ -425,9 +459,11 @@ class Store:
         if known is None:
             with self.transaction() as cur:
                 cur.execute(
-                    "CREATE TABLE IF NOT EXISTS " + table
+                    "CREATE TABLE IF NOT EXISTS "
+                    + table
                     + " (model_id VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, vector FLOAT["
-                    + str(int(dim)) + "] NOT NULL)"
+                    + str(int(dim))
+                    + "] NOT NULL)"
                 )
                 cur.execute("INSERT INTO models VALUES (?, ?) ON CONFLICT DO NOTHING", [model_id, dim])
 
@@ -440,7 +476,8 @@ class Store:
             return self._cur().execute(sql, [cid]).fetchall()
         sql = (
             "SELECT DISTINCT d.text_hash, d.text FROM documents d WHERE d.corpus_id = ? "
-            "AND NOT EXISTS (SELECT 1 FROM " + _vector_table(dim)
+            "AND NOT EXISTS (SELECT 1 FROM "
+            + _vector_table(dim)
             + " e WHERE e.model_id = ? AND e.text_hash = d.text_hash)"
         )
         return self._cur().execute(sql, [cid, model_id]).fetchall()
@@ -456,10 +493,12 @@ class Store:
         dim = vectors.shape[1]
         self.register_model(model_id, dim)
         table = _vector_table(dim)
-        batch = pa.table({
-            "text_hash": pa.array(hashes, pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
-        })
+        batch = pa.table(
+            {
+                "text_hash": pa.array(hashes, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+            }
+        )
         with self.transaction() as cur:
             before = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
             cur.register("incoming_vectors", batch)
@@ -467,7 +506,8 @@ class Store:
                 cur.execute(
                     "INSERT INTO " + table + " SELECT ?, b.text_hash, b.vector FROM "
                     "(SELECT DISTINCT ON (text_hash) * FROM incoming_vectors) b "
-                    "WHERE NOT EXISTS (SELECT 1 FROM " + table
+                    "WHERE NOT EXISTS (SELECT 1 FROM "
+                    + table
                     + " e WHERE e.model_id = ? AND e.text_hash = b.text_hash)",
                     [model_id, model_id],
                 )
@@ -495,37 +535,53 @@ class Store:
                 return 0
         cur = self._cur()
         try:
-            row = _one(cur, "SELECT count(*), min(len(vector)), max(len(vector)), "
-                       "count(*) FILTER (WHERE text_hash IS NULL OR vector IS NULL) "
-                       "FROM read_parquet(?)", [paths])
+            row = _one(
+                cur,
+                "SELECT count(*), min(len(vector)), max(len(vector)), "
+                "count(*) FILTER (WHERE text_hash IS NULL OR vector IS NULL) "
+                "FROM read_parquet(?)",
+                [paths],
+            )
         except duckdb.Error as exc:
-            raise StoreError(f"Could not read the vector shards {paths!r} ({exc}); they need "
-                             "columns text_hash and vector (a list of floats).") from None
+            raise StoreError(
+                f"Could not read the vector shards {paths!r} ({exc}); they need "
+                "columns text_hash and vector (a list of floats)."
+            ) from None
         n, lo, hi, nulls = row
         if not n:
             return 0
         if nulls:
-            raise StoreError(f"{nulls:,} row(s) of the vector shards have no text_hash or no vector; "
-                             "nothing was stored.")
+            raise StoreError(
+                f"{nulls:,} row(s) of the vector shards have no text_hash or no vector; nothing was stored."
+            )
         if lo != hi:
-            raise StoreError(f"The vector shards hold vectors of different lengths ({lo} to {hi}); "
-                             "nothing was stored.")
+            raise StoreError(
+                f"The vector shards hold vectors of different lengths ({lo} to {hi}); nothing was stored."
+            )
         dim = int(lo)
         table = _vector_table(dim)
         with self.transaction() as cur:
             known = _one(cur, "SELECT dim FROM models WHERE model_id = ?", [model_id])
             if known is not None and int(known[0]) != dim:
-                raise StoreError(f"Model {model_id!r} has {int(known[0])}-d vectors in this store; the "
-                                 f"shards hold {dim}-d vectors. Nothing was stored.")
+                raise StoreError(
+                    f"Model {model_id!r} has {int(known[0])}-d vectors in this store; the "
+                    f"shards hold {dim}-d vectors. Nothing was stored."
+                )
             if known is None:
-                cur.execute("CREATE TABLE IF NOT EXISTS " + table + " (model_id VARCHAR NOT NULL, "
-                            "text_hash VARCHAR NOT NULL, vector FLOAT[" + str(dim) + "] NOT NULL)")
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS " + table + " (model_id VARCHAR NOT NULL, "
+                    "text_hash VARCHAR NOT NULL, vector FLOAT[" + str(dim) + "] NOT NULL)"
+                )
                 cur.execute("INSERT INTO models VALUES (?, ?) ON CONFLICT DO NOTHING", [model_id, dim])
             before = _one(cur, "SELECT count(*) FROM " + table + " WHERE model_id = ?", [model_id])[0]
             cur.execute(
-                "INSERT INTO " + table + " SELECT ?, b.text_hash, CAST(b.vector AS FLOAT[" + str(dim)
+                "INSERT INTO "
+                + table
+                + " SELECT ?, b.text_hash, CAST(b.vector AS FLOAT["
+                + str(dim)
                 + "]) FROM (SELECT DISTINCT ON (text_hash) text_hash, vector FROM read_parquet(?)) b "
-                "WHERE NOT EXISTS (SELECT 1 FROM " + table
+                "WHERE NOT EXISTS (SELECT 1 FROM "
+                + table
                 + " e WHERE e.model_id = ? AND e.text_hash = b.text_hash)",
                 [model_id, paths, model_id],
             )
@@ -538,8 +594,11 @@ class Store:
         dim = self.model_dim(model_id)
         if dim is None:
             return 0
-        sql = ("SELECT count(*) FROM documents d JOIN " + _vector_table(dim)
-               + " e ON e.text_hash = d.text_hash AND e.model_id = ? WHERE d.corpus_id = ?")
+        sql = (
+            "SELECT count(*) FROM documents d JOIN "
+            + _vector_table(dim)
+            + " e ON e.text_hash = d.text_hash AND e.model_id = ? WHERE d.corpus_id = ?"
+        )
         return int(_one(self._cur(), sql, [model_id, cid])[0])
 
     def vectors(self, name: str, model_id: str) -> np.ndarray:
@@ -549,8 +608,11 @@ class Store:
         dim = self.model_dim(model_id)
         if dim is None:
             raise StoreError(f"Nothing in this store is embedded with {model_id!r}; embed {name!r} first.")
-        sql = ("SELECT d.position, e.vector FROM documents d JOIN " + _vector_table(dim)
-               + " e ON e.text_hash = d.text_hash AND e.model_id = $model WHERE d.corpus_id = $cid")
+        sql = (
+            "SELECT d.position, e.vector FROM documents d JOIN "
+            + _vector_table(dim)
+            + " e ON e.text_hash = d.text_hash AND e.model_id = $model WHERE d.corpus_id = $cid"
+        )
         table = self._cur().sql(sql, params={"model": model_id, "cid": cid}).to_arrow_table()
         if table.num_rows != info.n_docs:
             raise StoreError(
@@ -559,9 +621,11 @@ class Store:
             )
         positions = table.column("position").to_numpy()
         out = np.empty((info.n_docs, dim), dtype=np.float32)
-        flat = np.concatenate(
-            [c.values.to_numpy(zero_copy_only=False) for c in table.column("vector").chunks]
-        ) if table.num_rows else np.empty(0, np.float32)
+        flat = (
+            np.concatenate([c.values.to_numpy(zero_copy_only=False) for c in table.column("vector").chunks])
+            if table.num_rows
+            else np.empty(0, np.float32)
+        )
         out[positions] = flat.reshape(-1, dim)
         return out
 
@@ -593,15 +657,20 @@ class Store:
 
     def put_result(self, key: str, kind: str, payload: bytes) -> None:
         with self.transaction() as cur:
-            cur.execute("INSERT OR REPLACE INTO results (key, kind, payload) VALUES (?, ?, ?)",
-                        [key, kind, payload])
+            cur.execute(
+                "INSERT OR REPLACE INTO results (key, kind, payload) VALUES (?, ?, ?)", [key, kind, payload]
+            )
 
     def digest(self) -> dict[str, str]:
         """A content checksum of every table, order-independent: equal digests, equal contents."""
         out = {}
         cur = self._cur()
-        tables = [r[0] for r in cur.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        tables = [
+            r[0]
+            for r in cur.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+            ).fetchall()
+        ]
         for t in tables:
             if not (t.isidentifier() and t.isascii()):
                 raise StoreError(f"Unexpected table name {t!r} in the store.")

@@ -13,9 +13,17 @@ from .store import Store
 def depth_rows(texts, metadata, depths) -> list[dict]:
     """One row per text, most representative first: rank, depth, percentile, text, metadata."""
     pct = depth_percentile(depths)
-    return [{"rank": r + 1, "row": int(i), "depth": round(float(depths[i]), 6),
-             "percentile": round(float(pct[i]), 2), "text": texts[i], **metadata[i]}
-            for r, i in enumerate(depth_order(depths))]
+    return [
+        {
+            "rank": r + 1,
+            "row": int(i),
+            "depth": round(float(depths[i]), 6),
+            "percentile": round(float(pct[i]), 2),
+            "text": texts[i],
+            **metadata[i],
+        }
+        for r, i in enumerate(depth_order(depths))
+    ]
 
 
 def label_summary(metadata, depths, column: str) -> list[dict]:
@@ -23,9 +31,16 @@ def label_summary(metadata, depths, column: str) -> list[dict]:
     groups: dict[str, list[float]] = {}
     for m, d in zip(metadata, depths):
         groups.setdefault(str(m.get(column, "")), []).append(float(d))
-    rows = [{column: k, "texts": len(v), "mean depth": round(float(np.mean(v)), 5),
-             "median depth": round(float(np.median(v)), 5), "min depth": round(min(v), 5)}
-            for k, v in groups.items()]
+    rows = [
+        {
+            column: k,
+            "texts": len(v),
+            "mean depth": round(float(np.mean(v)), 5),
+            "median depth": round(float(np.median(v)), 5),
+            "min depth": round(min(v), 5),
+        }
+        for k, v in groups.items()
+    ]
     return sorted(rows, key=lambda r: -r["mean depth"])
 
 
@@ -45,8 +60,11 @@ def save_subset(store: Store, name: str, new_name: str, rows) -> int:
         raise ParameterError("Select at least one text first.")
     texts, metadata = store.texts(name), store.metadata(name)
     info = store.corpus_info(name)
-    store.add_corpus(new_name, Corpus([texts[i] for i in rows], [metadata[i] for i in rows],
-                                      info.text_column, f"{name} (subset)"), label_column=info.label_column)
+    store.add_corpus(
+        new_name,
+        Corpus([texts[i] for i in rows], [metadata[i] for i in rows], info.text_column, f"{name} (subset)"),
+        label_column=info.label_column,
+    )
     return len(rows)
 
 
@@ -58,7 +76,9 @@ def split_corpus(store: Store, name: str, column: str, *, max_groups: int = 20) 
     if column not in metadata_columns(metadata):
         raise ParameterError(f"{name!r} has no metadata column {column!r}.")
     if len(groups) > max_groups:
-        raise ParameterError(f"{column!r} has {len(groups)} values; splitting makes at most {max_groups} corpora.")
+        raise ParameterError(
+            f"{column!r} has {len(groups)} values; splitting makes at most {max_groups} corpora."
+        )
     names = []
     for g in groups:
         new = f"{name} [{column}={g}]"[:200]

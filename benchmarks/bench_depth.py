@@ -66,7 +66,9 @@ def main() -> None:
     for n in big_sizes:
         X = unit_rows(n, d, seed=n)
         t = best_of(lambda: analytics.tte_depth(X))
-        print(f"| cosine depth, {n:,} x {d} float32 | {t:.3f} | {peak_mib(lambda: analytics.tte_depth(X)):.0f} MiB |")
+        print(
+            f"| cosine depth, {n:,} x {d} float32 | {t:.3f} | {peak_mib(lambda: analytics.tte_depth(X)):.0f} MiB |"
+        )
     X = unit_rows(chord_n, d, seed=7)
     t = best_of(lambda: analytics.tte_depth(X, distance="chord", device="cpu"), repeat=2)
     mem = peak_mib(lambda: analytics.tte_depth(X, distance="chord", device="cpu"))

@@ -75,8 +75,12 @@ class ParquetShards:
         import pyarrow.parquet as pq
 
         dim = vectors.shape[1]
-        table = pa.table({"text_hash": pa.array(hashes, pa.string()),
-                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)})
+        table = pa.table(
+            {
+                "text_hash": pa.array(hashes, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+            }
+        )
         pq.write_table(table, self.folder / f"shard-{self.n:05d}.parquet")
         self.n += 1
         return len(hashes)
@@ -125,8 +129,11 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=1500)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
-    ap.add_argument("--precisions", default=None,
-                    help="comma list; default: float32 + float16 on CUDA, float32 + bfloat16 on CPU")
+    ap.add_argument(
+        "--precisions",
+        default=None,
+        help="comma list; default: float32 + float16 on CUDA, float32 + bfloat16 on CPU",
+    )
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--readback", type=int, default=0)
     ap.add_argument("--sweep", action="store_true", help="also try token budgets and worker counts")
@@ -138,23 +145,35 @@ def main() -> None:
     device = str(ref_model.device)
     cuda = device.startswith("cuda")
     plain_batch = 256 if cuda else 64
-    precisions = (args.precisions.split(",") if args.precisions
-                  else ["float32", "float16"] if cuda else ["float32", "bfloat16"])
+    precisions = (
+        args.precisions.split(",")
+        if args.precisions
+        else ["float32", "float16"]
+        if cuda
+        else ["float32", "bfloat16"]
+    )
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    print(f"machine: {machine()}; device: {device} ({name}); torch {torch.__version__}; "
-          f"threads {torch.get_num_threads()}; cpu native bf16: {cpu_has_bf16()}")
-    print(f"texts: {len(texts):,} distinct; store: {'DuckDB' if HAVE_DUCKDB else 'Parquet shards (no DuckDB here)'}\n")
+    print(
+        f"machine: {machine()}; device: {device} ({name}); torch {torch.__version__}; "
+        f"threads {torch.get_num_threads()}; cpu native bf16: {cpu_has_bf16()}"
+    )
+    print(
+        f"texts: {len(texts):,} distinct; store: {'DuckDB' if HAVE_DUCKDB else 'Parquet shards (no DuckDB here)'}\n"
+    )
 
-    embedders = {p: Embedder(load_model(args.model, device=args.device),
-                             model_id="bench", precision=p) for p in precisions}
+    embedders = {
+        p: Embedder(load_model(args.model, device=args.device), model_id="bench", precision=p)
+        for p in precisions
+    }
     warm = texts[:512]
     ref_model.encode(warm, batch_size=plain_batch)
     for e in embedders.values():
         e.encode(warm)
 
     def plain():
-        out = ref_model.encode(texts, batch_size=plain_batch, normalize_embeddings=True,
-                               convert_to_numpy=True)
+        out = ref_model.encode(
+            texts, batch_size=plain_batch, normalize_embeddings=True, convert_to_numpy=True
+        )
         if cuda:
             torch.cuda.synchronize()
         return out
@@ -173,25 +192,42 @@ def main() -> None:
         print("| path | time (s) | texts/s | vs plain `encode` | cosine to float32: min / mean |")
         print("|---|---:|---:|---:|---|")
         n = len(texts)
-        print(f"| plain `encode`, float32, batch {plain_batch} | {best['plain']:.2f} | "
-              f"{n / best['plain']:,.0f} | 1.00 | 1 / 1 |")
+        print(
+            f"| plain `encode`, float32, batch {plain_batch} | {best['plain']:.2f} | "
+            f"{n / best['plain']:,.0f} | 1.00 | 1 / 1 |"
+        )
         for p, V in results.items():
             cos = np.sum(V * P, axis=1)
-            print(f"| ours, {p}, end to end | {best[p]:.2f} | {n / best[p]:,.0f} | "
-                  f"{best['plain'] / best[p]:.2f} | {cos.min():.6f} / {cos.mean():.6f} |")
+            print(
+                f"| ours, {p}, end to end | {best[p]:.2f} | {n / best[p]:,.0f} | "
+                f"{best['plain'] / best[p]:.2f} | {cos.min():.6f} / {cos.mean():.6f} |"
+            )
 
         if args.sweep:
             print("\nsweep (ours, fastest precision, encode only, no store):")
             p = precisions[-1]
-            for budget, workers, procs in ((65_536, 8, 0), (65_536, 1, 8), (65_536, 1, 12),
-                                           (65_536, 1, 14), (131_072, 1, 12), (32_768, 1, 12)):
-                e = Embedder(load_model(args.model, device=args.device), model_id="bench",
-                             precision=p, token_budget=budget, batch_size=2048)
+            for budget, workers, procs in (
+                (65_536, 8, 0),
+                (65_536, 1, 8),
+                (65_536, 1, 12),
+                (65_536, 1, 14),
+                (131_072, 1, 12),
+                (32_768, 1, 12),
+            ):
+                e = Embedder(
+                    load_model(args.model, device=args.device),
+                    model_id="bench",
+                    precision=p,
+                    token_budget=budget,
+                    batch_size=2048,
+                )
                 e.engine.workers, e.engine.processes = workers, procs
                 e.encode(warm)
                 t, _ = timed(lambda: e.encode(texts))
-                print(f"  token_budget {budget:>7,} threads {workers:>2} processes {procs:>2}: "
-                      f"{n / t:,.0f} texts/s")
+                print(
+                    f"  token_budget {budget:>7,} threads {workers:>2} processes {procs:>2}: "
+                    f"{n / t:,.0f} texts/s"
+                )
 
     if args.readback and HAVE_DUCKDB:
         readback(args.readback)
@@ -209,7 +245,7 @@ def readback(n: int, d: int = 384) -> None:
         hashes = [text_hash(t) for t in docs]
         t_put = 0.0
         for s in range(0, n, 100_000):
-            t, _ = timed(lambda: store.put_vectors("m", hashes[s:s + 100_000], V[s:s + 100_000]))
+            t, _ = timed(lambda: store.put_vectors("m", hashes[s : s + 100_000], V[s : s + 100_000]))
             t_put += t
         store.close()
         store = Store(Path(tmp) / "readback.duckdb")  # cold open, as a new session would

@@ -72,21 +72,28 @@ def main() -> None:
     # numba compiles UMAP's kernels on first use (and pynndescent's, used above 4,096 rows):
     # pay that once, outside both timings
     umap.UMAP(n_neighbors=15, metric="cosine", random_state=0, n_jobs=1).fit_transform(X[:5000])
-    t_plain, _ = timed(lambda: umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine",
-                                         random_state=0, n_jobs=1).fit_transform(X))
+    t_plain, _ = timed(
+        lambda: umap.UMAP(
+            n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0, n_jobs=1
+        ).fit_transform(X)
+    )
     t_first, first = timed(lambda: corpus_projection(store, name, embedder.model_id, "umap"))
     t_cached, again = timed(lambda: corpus_projection(store, name, embedder.model_id, "umap"))
     assert again.cached and np.array_equal(again.coords, first.coords)
-    rows += [(f"UMAP, {n:,} x 384 (plain umap-learn, seeded)", t_plain, None),
-             ("UMAP, ours first call (read vectors + fit + cache)", t_first, t_plain / t_first),
-             ("UMAP, ours cached call", t_cached, t_plain / t_cached)]
+    rows += [
+        (f"UMAP, {n:,} x 384 (plain umap-learn, seeded)", t_plain, None),
+        ("UMAP, ours first call (read vectors + fit + cache)", t_first, t_plain / t_first),
+        ("UMAP, ours cached call", t_cached, t_plain / t_cached),
+    ]
     t_skl = best_of(lambda: PCA(2, random_state=0).fit_transform(X), repeat=3)
     store._cur().execute("DELETE FROM results")
     t_pca, _ = timed(lambda: corpus_projection(store, name, embedder.model_id, "pca"))
     t_proj = best_of(lambda: project(X, "pca"), repeat=3)
-    rows += [(f"PCA, {n:,} x 384 (plain scikit-learn)", t_skl, None),
-             ("PCA, ours: project() alone", t_proj, t_skl / t_proj),
-             ("PCA, ours first call (read vectors + fit + cache)", t_pca, t_skl / t_pca)]
+    rows += [
+        (f"PCA, {n:,} x 384 (plain scikit-learn)", t_skl, None),
+        ("PCA, ours: project() alone", t_proj, t_skl / t_proj),
+        ("PCA, ours first call (read vectors + fit + cache)", t_pca, t_skl / t_pca),
+    ]
     print("| map | time (s) | speed-up vs plain |")
     print("|---|---:|---:|")
     for label, t, r in rows:

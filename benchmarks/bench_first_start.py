@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from conftest import streamlit_server  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,9 @@ def main() -> None:
         t_start = time.perf_counter()
         with streamlit_server(Path(tmp) / "first.duckdb", sample=True) as url, sync_playwright() as p:
             t_server = time.perf_counter() - t_start
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             t0 = time.perf_counter()
             page.goto(url)

@@ -68,7 +68,9 @@ def generate(path: Path, n: int, fmt: str, block: int = 1_000_000) -> None:
         for start in range(0, n, block):
             idx = np.arange(start, min(n, start + block))
             take = pa.array(idx % len(texts))
-            text = pc.binary_join_element_wise(texts.take(take), pc.cast(pa.array(idx + 1), pa.string()), " #")
+            text = pc.binary_join_element_wise(
+                texts.take(take), pc.cast(pa.array(idx + 1), pa.string()), " #"
+            )
             writer.write_table(pa.table({"text": text, "label": labels.take(take)}, schema=schema))
 
 
@@ -99,15 +101,25 @@ def child(mode: str, path: str, store_path: str, chunk_rows: int, memory_limit: 
         else:
             info = store.add_corpus("bench", load_corpus(path, max_bytes=2**62))
         seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "n_docs": info.n_docs, "rss_start_mib": rss_start,
-                      "rss_peak_mib": peak_rss_mib(), "store_mib": os.path.getsize(store_path) / 2**20}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "n_docs": info.n_docs,
+                "rss_start_mib": rss_start,
+                "rss_peak_mib": peak_rss_mib(),
+                "store_mib": os.path.getsize(store_path) / 2**20,
+            }
+        )
+    )
 
 
 def run(mode: str, path: Path, tmp: Path, chunk_rows: int, memory_limit: int | None = None) -> dict:
     store = tmp / f"{mode}-{path.stem}.duckdb"
     cmd = [sys.executable, __file__, "--child", mode, str(path), str(store), "--chunk-rows", str(chunk_rows)]
-    out = subprocess.run(cmd + (["--memory-limit", str(memory_limit)] if memory_limit else []),
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        cmd + (["--memory-limit", str(memory_limit)] if memory_limit else []), capture_output=True, text=True
+    )
     if out.returncode:
         raise SystemExit(f"{mode} ingest of {path.name} failed:\n{out.stderr}")
     store.unlink()
@@ -120,8 +132,12 @@ def main() -> None:
     ap.add_argument("--peer-rows", type=int, default=1_000_000)
     ap.add_argument("--formats", nargs="+", default=["parquet", "csv"], choices=["parquet", "csv"])
     ap.add_argument("--chunk-rows", type=int, default=100_000)
-    ap.add_argument("--memory-limit", type=int, metavar="MIB",
-                    help="also stream the --rows files under this DuckDB memory_limit")
+    ap.add_argument(
+        "--memory-limit",
+        type=int,
+        metavar="MIB",
+        help="also stream the --rows files under this DuckDB memory_limit",
+    )
     ap.add_argument("--child", nargs=3, metavar=("MODE", "FILE", "STORE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -131,7 +147,9 @@ def main() -> None:
     from _common import machine
 
     print(f"machine: {machine()}; chunk_rows: {args.chunk_rows:,}\n")
-    print("| path | format | rows | file (MiB) | time (s) | rows/s | peak RSS (MiB) | RSS after imports (MiB) |")
+    print(
+        "| path | format | rows | file (MiB) | time (s) | rows/s | peak RSS (MiB) | RSS after imports (MiB) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         tmp = Path(tmp)
@@ -141,18 +159,31 @@ def main() -> None:
                 t_gen = time.perf_counter()
                 generate(path, n, fmt)
                 t_gen = time.perf_counter() - t_gen
-                print(f"(generated {path.name}: {path.stat().st_size / 2**20:,.0f} MiB in {t_gen:.0f} s)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"(generated {path.name}: {path.stat().st_size / 2**20:,.0f} MiB in {t_gen:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 modes = [("streamed", None)] + ([("in memory", None)] if n == args.peer_rows else [])
                 if args.memory_limit and n == args.rows:
-                    modes.append((f"streamed, DuckDB memory_limit {args.memory_limit} MiB", args.memory_limit))
+                    modes.append(
+                        (f"streamed, DuckDB memory_limit {args.memory_limit} MiB", args.memory_limit)
+                    )
                 for mode, limit in modes:
-                    r = run("streamed" if mode.startswith("streamed") else "in_memory", path, tmp,
-                            args.chunk_rows, limit)
+                    r = run(
+                        "streamed" if mode.startswith("streamed") else "in_memory",
+                        path,
+                        tmp,
+                        args.chunk_rows,
+                        limit,
+                    )
                     assert r["n_docs"] == n, r
-                    print(f"| {mode} | {fmt} | {n:,} | {path.stat().st_size / 2**20:,.0f} | "
-                          f"{r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['rss_peak_mib']:,.0f} | "
-                          f"{r['rss_start_mib']:,.0f} |", flush=True)
+                    print(
+                        f"| {mode} | {fmt} | {n:,} | {path.stat().st_size / 2**20:,.0f} | "
+                        f"{r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['rss_peak_mib']:,.0f} | "
+                        f"{r['rss_start_mib']:,.0f} |",
+                        flush=True,
+                    )
                 path.unlink()
 
 

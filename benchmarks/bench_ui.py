@@ -27,12 +27,11 @@ sys.path.insert(0, str(HERE))
 from _common import machine  # noqa: E402
 from conftest import streamlit_server  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
-
 from analytics import Store, import_vectors  # noqa: E402
 from analytics.corpus import Corpus  # noqa: E402
 from analytics.embedding import DEFAULT_MODEL  # noqa: E402
 from analytics.projection import corpus_projection  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
 
 SIZES = (10_000, 100_000)
 
@@ -79,7 +78,9 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)  # a fresh session: the map opens on the tiny corpus, then we pick ours
                 page.get_by_role("heading", name="Embedding Explorer").wait_for(timeout=60_000)
-                page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Map", exact=True).click()
+                page.locator('[data-testid="stSidebarNav"]').get_by_role(
+                    "link", name="Map", exact=True
+                ).click()
                 page.get_by_text("0-start: UMAP map").first.wait_for(timeout=60_000)
                 wait_for_app(page, 60_000)
                 t0 = time.perf_counter()
@@ -95,7 +96,9 @@ def main() -> None:
     print("| map page, Chromium (headless, software GL) | best (s) | median of 3 (s) |")
     print("|---|---:|---:|")
     for n, times in results.items():
-        print(f"| {n:,} points, UMAP map (cached), coloured by label | {min(times):.2f} | {statistics.median(times):.2f} |")
+        print(
+            f"| {n:,} points, UMAP map (cached), coloured by label | {min(times):.2f} | {statistics.median(times):.2f} |"
+        )
 
 
 if __name__ == "__main__":

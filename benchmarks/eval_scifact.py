@@ -39,8 +39,10 @@ def sentences(field: str) -> list[str]:
 def main() -> None:
     csv.field_size_limit(2**31 - 1)
     with open(DATA / "corpus_train.csv", newline="", encoding="utf-8") as f:
-        docs = [(r["doc_id"], f"{r['title']} {' '.join(sentences(r['abstract']))}".strip())
-                for r in csv.DictReader(f)]
+        docs = [
+            (r["doc_id"], f"{r['title']} {' '.join(sentences(r['abstract']))}".strip())
+            for r in csv.DictReader(f)
+        ]
     qrels: dict[str, dict[str, int]] = {}
     claims: dict[str, str] = {}
     with open(DATA / "claims_validation.csv", newline="", encoding="utf-8") as f:
@@ -48,15 +50,18 @@ def main() -> None:
             claims[r["id"]] = r["claim"]
             for doc in re.findall(r"\d+", r["cited_doc_ids"]):
                 qrels.setdefault(r["id"], {})[doc] = 1
-    print(f"{len(docs):,} documents, {len(claims)} claims, "
-          f"{sum(len(v) for v in qrels.values())} relevant pairs")
+    print(
+        f"{len(docs):,} documents, {len(claims)} claims, {sum(len(v) for v in qrels.values())} relevant pairs"
+    )
 
     cache = HERE / ".cache"
     cache.mkdir(exist_ok=True)
     store = Store(cache / "scifact.duckdb")
     if "scifact" not in [c.name for c in store.list_corpora()]:
-        store.add_corpus("scifact", Corpus([t for _, t in docs], [{"doc_id": d} for d, _ in docs],
-                                           "text", "SciFact corpus"))
+        store.add_corpus(
+            "scifact",
+            Corpus([t for _, t in docs], [{"doc_id": d} for d, _ in docs], "text", "SciFact corpus"),
+        )
     embedder = Embedder(device="auto")
     report = embed_corpus(store, "scifact", embedder)
     print(report.summary())

@@ -52,27 +52,42 @@ def main() -> int:
     V = gpu.encode(texts)
     R = ref.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
     cos = np.sum(V * R, axis=1)
-    check(f"embedding {gpu.precision} on CUDA vs float32 encode", cos.min() >= 0.9999,
-          f"min cosine {cos.min():.6f}, key {gpu.model_id}, truncated {gpu.last_truncated}")
+    check(
+        f"embedding {gpu.precision} on CUDA vs float32 encode",
+        cos.min() >= 0.9999,
+        f"min cosine {cos.min():.6f}, key {gpu.model_id}, truncated {gpu.last_truncated}",
+    )
     f32 = Embedder(args.model, device="cuda", precision="float32")
     V32 = f32.encode(texts)
-    check("embedding float32 on CUDA vs encode", np.abs(V32 - R).max() < 1e-4,
-          f"max |diff| {np.abs(V32 - R).max():.1e}")
+    check(
+        "embedding float32 on CUDA vs encode",
+        np.abs(V32 - R).max() < 1e-4,
+        f"max |diff| {np.abs(V32 - R).max():.1e}",
+    )
 
     X = R[:2000].astype(np.float32)
     d_gpu = tte_depth(X, distance="chord", device="cuda")
     d_cpu = tte_depth(X, distance="chord", device="cpu")
-    check("chord depth torch/CUDA vs numpy", np.abs(d_gpu - d_cpu).max() < 1e-6,
-          f"max |diff| {np.abs(d_gpu - d_cpu).max():.1e}")
+    check(
+        "chord depth torch/CUDA vs numpy",
+        np.abs(d_gpu - d_cpu).max() < 1e-6,
+        f"max |diff| {np.abs(d_gpu - d_cpu).max():.1e}",
+    )
     idx_gpu, idx_cpu = ExactIndex(X, device="cuda"), ExactIndex(X, device="cpu")
     a, b = idx_gpu.search(X[:50], 10), idx_cpu.search(X[:50], 10)
-    check("exact search CUDA vs numpy", np.abs(a.scores - b.scores).max() < 1e-5,
-          f"ids equal {np.mean(a.ids == b.ids):.3f}, max |score diff| {np.abs(a.scores - b.scores).max():.1e}")
+    check(
+        "exact search CUDA vs numpy",
+        np.abs(a.scores - b.scores).max() < 1e-5,
+        f"ids equal {np.mean(a.ids == b.ids):.3f}, max |score diff| {np.abs(a.scores - b.scores).max():.1e}",
+    )
     fit = np.arange(len(X))
     p_gpu, p_cpu = _pca(X, fit, "cuda"), _pca(X, fit, None)
     sign = np.sign(np.sum(p_gpu * p_cpu, axis=0))
-    check("PCA torch/CUDA vs numpy (up to sign)", np.abs(p_gpu * sign - p_cpu).max() < 1e-3,
-          f"max |diff| {np.abs(p_gpu * sign - p_cpu).max():.1e}")
+    check(
+        "PCA torch/CUDA vs numpy (up to sign)",
+        np.abs(p_gpu * sign - p_cpu).max() < 1e-3,
+        f"max |diff| {np.abs(p_gpu * sign - p_cpu).max():.1e}",
+    )
     return 1 if failures else 0
 
 

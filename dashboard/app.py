@@ -15,13 +15,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PRESENTATION = st.query_params.get("presentation") in ("1", "true")
 # a local favicon: a ":material/...:" page icon is fetched from a font CDN by every page
-st.set_page_config(page_title="Embedding Explorer",
-                   page_icon=str(Path(__file__).resolve().parent / "static" / "icon.png"), layout="wide",
-                   initial_sidebar_state="collapsed" if PRESENTATION else "auto")
+st.set_page_config(
+    page_title="Embedding Explorer",
+    page_icon=str(Path(__file__).resolve().parent / "static" / "icon.png"),
+    layout="wide",
+    initial_sidebar_state="collapsed" if PRESENTATION else "auto",
+)
 if PRESENTATION:  # clean screenshots: no sidebar, header, toolbar or footer (static CSS, no user text)
-    st.html("<style>[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],"
-            "[data-testid='stHeader'],[data-testid='stToolbar'],[data-testid='stDecoration'],"
-            "footer{display:none !important}</style>")
+    st.html(
+        "<style>[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],"
+        "[data-testid='stHeader'],[data-testid='stToolbar'],[data-testid='stDecoration'],"
+        "footer{display:none !important}</style>"
+    )
 
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),

@@ -4,6 +4,7 @@ keyed by the corpus fingerprint, the corpus picker, and safe display of user tex
 from __future__ import annotations
 
 import re
+
 import numpy as np
 import streamlit as st
 
@@ -87,8 +88,10 @@ def vectors_or_stop(name: str) -> np.ndarray:
     s = store()
     done, total = s.embedded_count(name, model_id()), s.corpus_info(name).n_docs
     if done < total:
-        st.warning(f"{done:,} of {total:,} texts are embedded with {plain(model_id())}. "
-                   "Embed this corpus on the Embed page first.")
+        st.warning(
+            f"{done:,} of {total:,} texts are embedded with {plain(model_id())}. "
+            "Embed this corpus on the Embed page first."
+        )
         st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
         st.stop()
     return corpus_vectors(str(s.path), name, model_id(), fingerprint(name))
@@ -163,11 +166,14 @@ def _widget_args(rule: Rule, label, url: bool, scale: float, help):
     start = rule_value(rule) if url else rule.default
     step = rule.step or (1 if rule.kind == "int" else (rule.high - rule.low) / 100)
     text = help or rule.help
-    return dict(label=label or rule.name,
-                min_value=None if rule.low is None else cast(rule.low * scale),
-                max_value=None if rule.high is None else cast(rule.high * scale),
-                value=cast(start * scale), step=cast(step * scale),
-                help=f"{text[:1].upper()}{text[1:]} ({rule.describe()}).")
+    return dict(
+        label=label or rule.name,
+        min_value=None if rule.low is None else cast(rule.low * scale),
+        max_value=None if rule.high is None else cast(rule.high * scale),
+        value=cast(start * scale),
+        step=cast(step * scale),
+        help=f"{text[:1].upper()}{text[1:]} ({rule.describe()}).",
+    )
 
 
 def _from_widget(rule: Rule, value, scale: float):
@@ -176,8 +182,16 @@ def _from_widget(rule: Rule, value, scale: float):
     return rule.check(int(value) if rule.kind == "int" else float(value))
 
 
-def slider(rule: Rule, *, label: str | None = None, key: str | None = None, url: bool = False,
-           scale: float = 1, help: str | None = None, container=None):
+def slider(
+    rule: Rule,
+    *,
+    label: str | None = None,
+    key: str | None = None,
+    url: bool = False,
+    scale: float = 1,
+    help: str | None = None,
+    container=None,
+):
     """A slider whose range, default, step and help come from ``rule`` (analytics/params.py), so
     pages never restate them. ``url``: start from the link's ``rule.name`` (checked by the
     rule); ``scale``: show values times this (100 for a share shown in percent)."""
@@ -185,8 +199,16 @@ def slider(rule: Rule, *, label: str | None = None, key: str | None = None, url:
     return _from_widget(rule, value, scale)
 
 
-def number_input(rule: Rule, *, label: str | None = None, key: str | None = None, url: bool = False,
-                 scale: float = 1, help: str | None = None, container=None):
+def number_input(
+    rule: Rule,
+    *,
+    label: str | None = None,
+    key: str | None = None,
+    url: bool = False,
+    scale: float = 1,
+    help: str | None = None,
+    container=None,
+):
     """:func:`slider`'s twin for ranges a slider cannot show (no upper bound, thousands of steps)."""
     value = (container or st).number_input(**_widget_args(rule, label, url, scale, help), key=key)
     return _from_widget(rule, value, scale)
@@ -213,7 +235,17 @@ def export_controls(fig, stem: str, key: str) -> None:
                 st.error(plain(exc))
         if f"{key}-png" in st.session_state:
             c1, c2 = st.columns(2)
-            c1.download_button("Download PNG", st.session_state[f"{key}-png"], f"{stem}.png", "image/png",
-                               key=f"{key}-dl-png")
-            c2.download_button("Download SVG", st.session_state[f"{key}-svg"], f"{stem}.svg", "image/svg+xml",
-                               key=f"{key}-dl-svg")
+            c1.download_button(
+                "Download PNG",
+                st.session_state[f"{key}-png"],
+                f"{stem}.png",
+                "image/png",
+                key=f"{key}-dl-png",
+            )
+            c2.download_button(
+                "Download SVG",
+                st.session_state[f"{key}-svg"],
+                f"{stem}.svg",
+                "image/svg+xml",
+                key=f"{key}-dl-svg",
+            )

@@ -27,9 +27,10 @@ def clean(text: str) -> str:
 
 
 def convert(src: Path, dst: Path) -> int:
-    with open(src, newline="", encoding="utf-8") as f_in, open(
-        dst, "w", newline="", encoding="utf-8"
-    ) as f_out:
+    with (
+        open(src, newline="", encoding="utf-8") as f_in,
+        open(dst, "w", newline="", encoding="utf-8") as f_out,
+    ):
         writer = csv.writer(f_out)
         writer.writerow(["text", "label"])
         n = 0

@@ -99,12 +99,31 @@ def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
     import urllib.request
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_STORE": str(store_path),
-           "EMBEX_SAMPLE": "1" if sample else "0"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "EMBEX_STORE": str(store_path),
+        "EMBEX_SAMPLE": "1" if sample else "0",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -125,8 +144,17 @@ def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
 
 # The full tier: tests that load the model, start a server, a browser or a Ray cluster. The
 # fast tier (`pytest -m "not slow"`, `scripts/test fast`) is everything else: under a minute.
-SLOW_MODULES = {"test_app", "test_browser", "test_dashboard", "test_distributed", "test_embedding", "test_readme",
-                "test_export", "test_inference", "test_sample"}
+SLOW_MODULES = {
+    "test_app",
+    "test_browser",
+    "test_dashboard",
+    "test_distributed",
+    "test_embedding",
+    "test_readme",
+    "test_export",
+    "test_inference",
+    "test_sample",
+}
 SLOW_FIXTURES = {"embedder", "embed_cached", "label_embeddings", "dash_store", "app", "server", "cli_store"}
 
 

@@ -8,16 +8,19 @@ import csv
 from pathlib import Path
 
 import pytest
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app
 from conftest import ROOT, streamlit_server
+
+from analytics.screenshot import CHROMIUM_ARGS, wait_for_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (scripts/test installs Debian chromium "
-                "where it can).", allow_module_level=True)
+    pytest.skip(
+        f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (scripts/test installs Debian chromium where it can).",
+        allow_module_level=True,
+    )
 playwright = pytest.importorskip("playwright.sync_api")
 
 
@@ -37,7 +40,9 @@ def corpus_file(server, sample_rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["text", "label"])
-        w.writerows([(t, "World") for t in world] + [(t, "Sports") for t in sports] + [(x, "World") for x in XSS])
+        w.writerows(
+            [(t, "World") for t in world] + [(t, "Sports") for t in sports] + [(x, "World") for x in XSS]
+        )
     return path
 
 
@@ -142,9 +147,15 @@ def test_walk_every_page(server, corpus_file, browser):
     idle(page)
     choose(page, "Comparison corpus G", "e2e [label=Sports]")
     idle(page)
-    page.get_by_test_id("stAlertContentError").get_by_text("G has shifted away from F").wait_for(timeout=60_000)
-    q = float(page.locator('[data-testid="stMetric"]').filter(has_text="Q").first
-              .locator('[data-testid="stMetricValue"]').inner_text())
+    page.get_by_test_id("stAlertContentError").get_by_text("G has shifted away from F").wait_for(
+        timeout=60_000
+    )
+    q = float(
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text="Q")
+        .first.locator('[data-testid="stMetricValue"]')
+        .inner_text()
+    )
     assert q < 0.3
     assert page.locator('[data-testid="stDataFrame"]').count() == 2  # the two example tables, nothing else
     shot(page, "08-shift")

@@ -62,7 +62,9 @@ def test_depth_prints_ranked_texts(cli_store):
 
 
 def test_shift_reports_a_clear_shift_between_topics(cli_store):
-    data = json.loads(embex("shift", "world", "sports", "--json", "--permutations", "199", store=cli_store).stdout)
+    data = json.loads(
+        embex("shift", "world", "sports", "--json", "--permutations", "199", store=cli_store).stdout
+    )
     assert data["q"] < 0.3 and data["p"] < 1e-6 and data["p_permutation"] == pytest.approx(1 / 200)
     assert data["significant"] and len(data["most_outlying_g"]) == 3
     human = embex("shift", "world", "sports", store=cli_store).stdout
@@ -96,16 +98,28 @@ def test_ingest_streams_files_as_load_corpus_reads_them(tmp_path):
 
     store = tmp_path / "stream.duckdb"
     csv_path = tmp_path / "multi.csv"
-    csv_path.write_text('text,label\n"two\nlines, ""quoted""",a\n  ,b\nnaïve ✓,c\n' +
-                        "".join(f"doc {i},d\n" for i in range(25)), encoding="utf-8")
+    csv_path.write_text(
+        'text,label\n"two\nlines, ""quoted""",a\n  ,b\nnaïve ✓,c\n'
+        + "".join(f"doc {i},d\n" for i in range(25)),
+        encoding="utf-8",
+    )
     jsonl_path = tmp_path / "multi.jsonl"
-    jsonl_path.write_text("".join(json.dumps({"body": f"line {i}\u2028more", "k": i}, ensure_ascii=False)
-                                  + "\n" for i in range(30)), encoding="utf-8")
+    jsonl_path.write_text(
+        "".join(
+            json.dumps({"body": f"line {i}\u2028more", "k": i}, ensure_ascii=False) + "\n" for i in range(30)
+        ),
+        encoding="utf-8",
+    )
     for path, name in ((csv_path, "csv"), (jsonl_path, "jsonl")):
-        out = json.loads(embex("ingest", str(path), "--name", name, "--chunk-rows", "4", "--json",
-                               store=store).stdout)
+        out = json.loads(
+            embex("ingest", str(path), "--name", name, "--chunk-rows", "4", "--json", store=store).stdout
+        )
         loaded = load_corpus(path)
-        assert (out["n_docs"], out["text_column"], out["notes"]) == (len(loaded), loaded.text_column, loaded.notes)
+        assert (out["n_docs"], out["text_column"], out["notes"]) == (
+            len(loaded),
+            loaded.text_column,
+            loaded.notes,
+        )
         assert out["skipped_rows"] == loaded.skipped_rows and out["n_skipped"] == len(loaded.skipped_rows)
         with Store(store) as s:
             assert s.texts(name) == loaded.texts and s.metadata(name) == loaded.metadata
@@ -128,10 +142,15 @@ def test_ingest_failing_deep_in_a_file_changes_nothing(tmp_path):
     late = tmp_path / "late.csv"
     late.write_bytes(b"text,label\n" + b"".join(b"row %d,x\n" % i for i in range(1, 5000)) + b"caf\xe9,y\n")
     for extra in ((), ("--replace",)):
-        proc = embex("ingest", str(late), "--name", "news", "--chunk-rows", "100", *extra, store=store, check=False)
+        proc = embex(
+            "ingest", str(late), "--name", "news", "--chunk-rows", "100", *extra, store=store, check=False
+        )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        expected = ("A corpus named 'news' already exists" if not extra
-                    else "late.csv is not valid utf-8: byte 0xe9 at line 5001")
+        expected = (
+            "A corpus named 'news' already exists"
+            if not extra
+            else "late.csv is not valid utf-8: byte 0xe9 at line 5001"
+        )
         assert proc.stderr.startswith("embex: error: ") and expected in proc.stderr, proc.stderr
     proc = embex("ingest", str(late), "--name", "other", "--max-mb", "0.01", store=store, check=False)
     assert proc.returncode == 2 and "over the 0 MiB limit" in proc.stderr
@@ -142,12 +161,18 @@ def test_ingest_failing_deep_in_a_file_changes_nothing(tmp_path):
 def test_options_outside_their_rule_are_usage_errors_that_say_the_range(tmp_path):
     """Ranges and defaults come from analytics/params.py; a value outside fails before any work."""
     for args, message in [
-        (("report", "c", "--out", str(tmp_path / "r.html"), "--n-neighbors", "500"),
-         "argument --n-neighbors: UMAP n_neighbors must be an integer between 2 and 200, got 500"),
-        (("report", "c", "--out", str(tmp_path / "r.html"), "--min-dist", "nan"),
-         "argument --min-dist: UMAP min_dist must be a finite number between 0 and 1, got nan"),
-        (("shift", "f", "g", "--permutations", "-5"),
-         "argument --permutations: shift test permutations must be an integer between 0 and 100000"),
+        (
+            ("report", "c", "--out", str(tmp_path / "r.html"), "--n-neighbors", "500"),
+            "argument --n-neighbors: UMAP n_neighbors must be an integer between 2 and 200, got 500",
+        ),
+        (
+            ("report", "c", "--out", str(tmp_path / "r.html"), "--min-dist", "nan"),
+            "argument --min-dist: UMAP min_dist must be a finite number between 0 and 1, got nan",
+        ),
+        (
+            ("shift", "f", "g", "--permutations", "-5"),
+            "argument --permutations: shift test permutations must be an integer between 0 and 100000",
+        ),
         (("depth", "c", "--top", "0"), "argument --top: depth top must be an integer between 1 and 1000"),
     ]:
         proc = embex(*args, store=tmp_path / "s.duckdb", check=False)

@@ -223,9 +223,12 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 
 
 @settings(max_examples=60, deadline=None)
-@given(fmt=st.sampled_from(["csv", "tsv", "jsonl", "parquet", "txt"]),
-       rows=st.lists(st.fixed_dictionaries({"label": _TEXT, "text": _TEXT}), min_size=1, max_size=15),
-       chunk_rows=st.integers(1, 7), empty=st.sampled_from(["skip", "error"]))
+@given(
+    fmt=st.sampled_from(["csv", "tsv", "jsonl", "parquet", "txt"]),
+    rows=st.lists(st.fixed_dictionaries({"label": _TEXT, "text": _TEXT}), min_size=1, max_size=15),
+    chunk_rows=st.integers(1, 7),
+    empty=st.sampled_from(["skip", "error"]),
+)
 def test_any_chunk_size_gives_what_one_read_gives(fmt, rows, chunk_rows, empty):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"c.{fmt}"

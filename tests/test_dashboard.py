@@ -16,7 +16,9 @@ def dash_store(tmp_path_factory, sample_rows, embedder):
     world = [r["text"] for r in sample_rows if r["label"] == "World"][:60]
     sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:60]
     with Store(path) as s:
-        s.add_corpus("news", make_corpus(world + sports + XSS, ["World"] * 60 + ["Sports"] * 60 + ["evil"] * 2))
+        s.add_corpus(
+            "news", make_corpus(world + sports + XSS, ["World"] * 60 + ["Sports"] * 60 + ["evil"] * 2)
+        )
         s.add_corpus("world", make_corpus(world, ["World"] * 60))
         s.add_corpus("sports", make_corpus(sports, ["Sports"] * 60))
         s.add_corpus("not embedded", make_corpus(["one text", "another text"]))

@@ -47,23 +47,17 @@ def test_cosine_depth_matches_reference_on_random_data(dtype, tol):
     F = rng.normal(size=(160, 24)).astype(dtype)  # not unit length: both must normalise
     G = (rng.normal(size=(110, 24)) + 0.4).astype(dtype)
     np.testing.assert_allclose(tte_depth(F), reference_depths(F), rtol=0, atol=tol)
-    np.testing.assert_allclose(
-        tte_depth(G, reference=F), reference_depths(F, G), rtol=0, atol=tol
-    )
+    np.testing.assert_allclose(tte_depth(G, reference=F), reference_depths(F, G), rtol=0, atol=tol)
 
 
 def test_cosine_depth_matches_reference_on_real_embeddings(label_embeddings):
     F32 = label_embeddings["World"][:300]
     G32 = label_embeddings["Sports"][:200]
     np.testing.assert_allclose(tte_depth(F32), reference_depths(F32), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(
-        tte_depth(G32, reference=F32), reference_depths(F32, G32), rtol=0, atol=1e-6
-    )
+    np.testing.assert_allclose(tte_depth(G32, reference=F32), reference_depths(F32, G32), rtol=0, atol=1e-6)
     F64, G64 = F32.astype(np.float64), G32.astype(np.float64)
     np.testing.assert_allclose(tte_depth(F64), reference_depths(F64), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(
-        tte_depth(G64, reference=F64), reference_depths(F64, G64), rtol=0, atol=1e-9
-    )
+    np.testing.assert_allclose(tte_depth(G64, reference=F64), reference_depths(F64, G64), rtol=0, atol=1e-9)
 
 
 def test_chord_depth_matches_reference_on_unit_rows(label_embeddings):
@@ -71,7 +65,9 @@ def test_chord_depth_matches_reference_on_unit_rows(label_embeddings):
     F = label_embeddings["World"][:150].astype(np.float64)
     G = label_embeddings["Sports"][:90].astype(np.float64)
     F, G = unit(F), unit(G)
-    np.testing.assert_allclose(tte_depth(F, distance="chord"), reference_depths(F, distance="chord"), atol=1e-9)
+    np.testing.assert_allclose(
+        tte_depth(F, distance="chord"), reference_depths(F, distance="chord"), atol=1e-9
+    )
     np.testing.assert_allclose(
         tte_depth(G, reference=F, distance="chord"),
         reference_depths(F, G, distance="chord"),
@@ -145,14 +141,18 @@ def corpora(min_rows=3, max_rows=25):
 @given(corpora(), st.integers(0, 2**32 - 1), st.sampled_from(["cosine", "chord"]))
 def test_invariant_to_rotating_all_vectors(X, seed, distance):
     Q = special_ortho_group.rvs(X.shape[1], random_state=seed) if X.shape[1] > 1 else np.eye(1)
-    np.testing.assert_allclose(tte_depth(X @ Q, distance=distance), tte_depth(X, distance=distance), atol=1e-9)
+    np.testing.assert_allclose(
+        tte_depth(X @ Q, distance=distance), tte_depth(X, distance=distance), atol=1e-9
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(corpora(), st.data(), st.sampled_from(["cosine", "chord"]))
 def test_invariant_to_scaling_any_vector(X, data, distance):
     scales = data.draw(arrays(np.float64, (X.shape[0], 1), elements=st.floats(1e-3, 1e3)))
-    np.testing.assert_allclose(tte_depth(X * scales, distance=distance), tte_depth(X, distance=distance), atol=1e-9)
+    np.testing.assert_allclose(
+        tte_depth(X * scales, distance=distance), tte_depth(X, distance=distance), atol=1e-9
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -160,7 +160,9 @@ def test_invariant_to_scaling_any_vector(X, data, distance):
 def test_permutation_equivariant(X, rnd, distance):
     perm = list(range(X.shape[0]))
     rnd.shuffle(perm)
-    np.testing.assert_allclose(tte_depth(X[perm], distance=distance), tte_depth(X, distance=distance)[perm], atol=1e-9)
+    np.testing.assert_allclose(
+        tte_depth(X[perm], distance=distance), tte_depth(X, distance=distance)[perm], atol=1e-9
+    )
 
 
 @settings(max_examples=80, deadline=None)
@@ -211,7 +213,10 @@ def test_ranking_helpers_reject_bad_k():
         (np.ones((3, 0)), "length 0"),
         ([[1.0, 2.0], [3.0]], "could not be read"),
         (np.array([["a", "b"], ["c", "d"]]), "real numbers"),
-        (np.array([[1.0, np.nan], [1.0, 2.0], [0.5, 0.5]]), r"NaN or infinite values in 1 row\(s\) \(first: \[0\]\)"),
+        (
+            np.array([[1.0, np.nan], [1.0, 2.0], [0.5, 0.5]]),
+            r"NaN or infinite values in 1 row\(s\) \(first: \[0\]\)",
+        ),
         (np.array([[1.0, 1.0], [np.inf, 2.0], [0.5, 0.5]]), "NaN or infinite"),
         (np.array([[1.0, 1.0], [0.0, 0.0], [0.5, 0.5]]), r"all-zero row\(s\) \(first: \[1\]\)"),
     ],
@@ -237,4 +242,6 @@ def test_finite_huge_values_are_not_mistaken_for_nan():
 
 
 def test_integer_and_list_input_work():
-    np.testing.assert_allclose(tte_depth([[1, 0], [0, 1], [1, 1]]), brute_depths(np.array([[1, 0], [0, 1], [1, 1]])))
+    np.testing.assert_allclose(
+        tte_depth([[1, 0], [0, 1], [1, 1]]), brute_depths(np.array([[1, 0], [0, 1], [1, 1]]))
+    )

@@ -25,9 +25,14 @@ def vector_rows(store, key: str) -> tuple[int, int]:
     dim = store.model_dim(key)
     if dim is None:
         return 0, 0
-    return tuple(store._cur().execute(
-        "SELECT count(*), count(DISTINCT text_hash) FROM " + _vector_table(dim) + " WHERE model_id = ?",
-        [key]).fetchone())
+    return tuple(
+        store._cur()
+        .execute(
+            "SELECT count(*), count(DISTINCT text_hash) FROM " + _vector_table(dim) + " WHERE model_id = ?",
+            [key],
+        )
+        .fetchone()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +85,9 @@ def _check_one_vector_per_text(store, name, key, texts, reference):
 # -- Ray: a real cluster, the real model ---------------------------------------------------------
 
 
-def test_ray_vectors_equal_the_single_process_path(ray_cluster, tmp_path, embedder, news,
-                                                   single_process, reference):
+def test_ray_vectors_equal_the_single_process_path(
+    ray_cluster, tmp_path, embedder, news, single_process, reference
+):
     from analytics.distributed import embed_corpus_ray
     from analytics.store import Store
 
@@ -89,8 +95,14 @@ def test_ray_vectors_equal_the_single_process_path(ray_cluster, tmp_path, embedd
     with Store(tmp_path / "ray.duckdb") as remote:
         remote.add_corpus("news", make_corpus(news))
         seen = []
-        report = embed_corpus_ray(remote, "news", precision="float32", num_actors=2, batch_size=32,
-                                  progress=lambda done, total: seen.append((done, total)))
+        report = embed_corpus_ray(
+            remote,
+            "news",
+            precision="float32",
+            num_actors=2,
+            batch_size=32,
+            progress=lambda done, total: seen.append((done, total)),
+        )
         assert report.model_id == single.model_id == embedder.model_id == DEFAULT_MODEL
         assert (report.n_docs, report.n_cached, report.n_computed) == (len(news), 0, len(set(news)))
         assert seen[0] == (0, len(set(news))) and seen[-1] == (len(set(news)),) * 2
@@ -118,8 +130,7 @@ def _actor_pids() -> list[int]:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the actor's process through /proc")
-def test_killing_a_worker_mid_run_still_ends_with_one_vector_per_text(
-        ray_cluster, tmp_path, news, reference):
+def test_killing_a_worker_mid_run_still_ends_with_one_vector_per_text(ray_cluster, tmp_path, news, reference):
     from analytics.distributed import embed_corpus_ray
     from analytics.store import Store
 
@@ -150,8 +161,15 @@ def test_killing_a_worker_mid_run_still_ends_with_one_vector_per_text(
         killer.start()
         try:
             # 16 texts a shard: ~25 shards, so the first is written long before the last
-            report = embed_corpus_ray(store, "news", precision="float32", num_actors=2,
-                                      batch_size=16, rows_per_shard=16, shard_dir=shards)
+            report = embed_corpus_ray(
+                store,
+                "news",
+                precision="float32",
+                num_actors=2,
+                batch_size=16,
+                rows_per_shard=16,
+                shard_dir=shards,
+            )
         finally:
             finished.set()
             killer.join()
@@ -174,8 +192,24 @@ def test_the_cli_embeds_with_the_ray_engine_under_the_local_key(ray_cluster, tmp
     texts = news[:40]
     with Store(path) as store:
         store.add_corpus("small", make_corpus(texts))
-    assert main(["embed", "small", "--store", str(path), "--engine", "ray", "--actors", "1",
-                 "--batch-size", "16", "--json"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "small",
+                "--store",
+                str(path),
+                "--engine",
+                "ray",
+                "--actors",
+                "1",
+                "--batch-size",
+                "16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     key = embedding_key(None, device="cpu")
     with Store(path) as store:
         assert store.model_ids() == [key]
@@ -208,10 +242,15 @@ def _write_shard(path, hashes, vectors):
     import pyarrow.parquet as pq
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    pq.write_table(pa.table({
-        "text_hash": pa.array(hashes, pa.string()),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
-    }), path)
+    pq.write_table(
+        pa.table(
+            {
+                "text_hash": pa.array(hashes, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+            }
+        ),
+        path,
+    )
     return str(path)
 
 
@@ -230,8 +269,11 @@ def test_shards_that_overlap_the_cache_add_no_duplicate(store, tmp_path, shard_t
     assert store.put_vectors(key, hashes[:30], vectors[:30]) == 30  # already cached: 0..29
     a = _write_shard(tmp_path / "a.parquet", hashes[:80], vectors[:80])
     # b overlaps a (60..79) and repeats rows within itself (100..109 twice)
-    b = _write_shard(tmp_path / "b.parquet", hashes[60:] + hashes[100:110],
-                     np.concatenate([vectors[60:], vectors[100:110]]))
+    b = _write_shard(
+        tmp_path / "b.parquet",
+        hashes[60:] + hashes[100:110],
+        np.concatenate([vectors[60:], vectors[100:110]]),
+    )
     assert store.put_vectors_from_parquet(key, [a, b]) == 90
     assert vector_rows(store, key) == (120, 120)
     assert store.put_vectors_from_parquet(key, [a, b]) == 0

@@ -20,7 +20,7 @@ from analytics.embedding import (
     import_vectors,
     model_id_for,
 )
-from analytics.store import Store, text_hash
+from analytics.store import Store
 
 
 @pytest.fixture
@@ -79,11 +79,18 @@ def test_corpora_sharing_texts_share_cache_rows(store, embedder, news, count_cal
     report = embed_corpus(store, "b", embedder)
     assert (report.n_cached, report.n_computed) == (20, 40)
     assert sum(count_calls) == 40
-    rows = store._cur().execute(
-        "SELECT count(*), count(DISTINCT text_hash) FROM embeddings_384 WHERE model_id = ?", [DEFAULT_MODEL]
-    ).fetchall()
+    rows = (
+        store._cur()
+        .execute(
+            "SELECT count(*), count(DISTINCT text_hash) FROM embeddings_384 WHERE model_id = ?",
+            [DEFAULT_MODEL],
+        )
+        .fetchall()
+    )
     assert rows == [(100, 100)]
-    np.testing.assert_array_equal(store.vectors("a", DEFAULT_MODEL)[40:], store.vectors("b", DEFAULT_MODEL)[:20])
+    np.testing.assert_array_equal(
+        store.vectors("a", DEFAULT_MODEL)[40:], store.vectors("b", DEFAULT_MODEL)[:20]
+    )
 
 
 def test_stop_flag_progress_and_resume(store, embedder, news):
@@ -120,7 +127,8 @@ def test_killed_mid_run_resumes_to_exactly_one_vector_per_text(tmp_path, embedde
     with Store(path) as s:
         s.add_corpus("news", make_corpus(news))
     script = tmp_path / "embed_child.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from analytics.store import Store
@@ -131,7 +139,8 @@ def test_killed_mid_run_resumes_to_exactly_one_vector_per_text(tmp_path, embedde
             print("progress", done, flush=True)
         embed_corpus(store, "news", embedder, commit_every=32, progress=progress)
         print("finished", flush=True)
-    """))
+    """)
+    )
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         for line in child.stdout:
@@ -149,10 +158,14 @@ def test_killed_mid_run_resumes_to_exactly_one_vector_per_text(tmp_path, embedde
         assert 128 <= partial < len(news)  # committed batches survived, the rest did not
         report = embed_corpus(s, "news", embedder)
         assert report.n_cached == partial and report.n_computed == len(news) - partial
-        dup = s._cur().execute(
-            "SELECT count(*), count(DISTINCT text_hash) FROM embeddings_384 WHERE model_id = ?",
-            [DEFAULT_MODEL],
-        ).fetchall()
+        dup = (
+            s._cur()
+            .execute(
+                "SELECT count(*), count(DISTINCT text_hash) FROM embeddings_384 WHERE model_id = ?",
+                [DEFAULT_MODEL],
+            )
+            .fetchall()
+        )
         assert dup == [(len(set(news)), len(set(news)))]
         resumed = s.vectors("news", DEFAULT_MODEL)
     with Store(tmp_path / "clean.duckdb") as clean:
@@ -165,7 +178,9 @@ def test_import_precomputed_vectors(store):
     store.add_corpus("pre", make_corpus(["a", "b", "c"]))
     V = np.array([[3.0, 0, 0, 0], [0, 2, 0, 0], [0, 0, 0, 5]], dtype=np.float32)
     assert import_vectors(store, "pre", V, "my-provider") == 3
-    np.testing.assert_allclose(store.vectors("pre", "my-provider"), V / np.linalg.norm(V, axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        store.vectors("pre", "my-provider"), V / np.linalg.norm(V, axis=1, keepdims=True)
+    )
     assert import_vectors(store, "pre", V[::-1], "my-provider", ids=[2, 1, 0]) == 0  # cached already
     with pytest.raises(ValueError, match="2 vectors for 3 documents"):
         import_vectors(store, "pre", V[:2], "other")

@@ -29,8 +29,11 @@ from analytics.errors import (
 
 
 def test_every_error_class_derives_from_explorer_error_and_keeps_its_builtin_base():
-    classes = {name: obj for name, obj in vars(errors).items()
-               if inspect.isclass(obj) and obj.__module__ == errors.__name__}
+    classes = {
+        name: obj
+        for name, obj in vars(errors).items()
+        if inspect.isclass(obj) and obj.__module__ == errors.__name__
+    }
     assert set(classes) == set(errors.__all__)
     for cls in classes.values():
         assert issubclass(cls, ExplorerError), cls
@@ -62,16 +65,26 @@ def test_each_error_is_the_same_class_from_its_old_module_and_the_package():
 #: test_no_broad_handler_outside_the_allowed_list: catch ExplorerError, or the narrow
 #: third-party exception, instead.
 ALLOWED_BROAD = {
-    ("analytics/store.py", "except BaseException:"):
-        ("raises", "a write transaction rolls back, then the error goes on"),
-    ("analytics/embedding.py", "except BaseException as exc:"):
-        ("hands on", "the writer thread keeps the error; embed_corpus re-raises it"),
-    ("analytics/embedding.py", "except (OSError, ValueError, RuntimeError, KeyError) as exc:"):
-        ("raises", "sentence-transformers cannot load the model: ModelError"),
-    ("analytics/export.py", "except (RuntimeError, ValueError, OSError) as exc:"):
-        ("raises", "kaleido or its Chromium fails: DependencyError"),
-    ("analytics/distributed.py", "except (ConnectionError, RuntimeError, ValueError) as exc:"):
-        ("raises", "ray.init cannot reach the cluster: ModelError"),
+    ("analytics/store.py", "except BaseException:"): (
+        "raises",
+        "a write transaction rolls back, then the error goes on",
+    ),
+    ("analytics/embedding.py", "except BaseException as exc:"): (
+        "hands on",
+        "the writer thread keeps the error; embed_corpus re-raises it",
+    ),
+    ("analytics/embedding.py", "except (OSError, ValueError, RuntimeError, KeyError) as exc:"): (
+        "raises",
+        "sentence-transformers cannot load the model: ModelError",
+    ),
+    ("analytics/export.py", "except (RuntimeError, ValueError, OSError) as exc:"): (
+        "raises",
+        "kaleido or its Chromium fails: DependencyError",
+    ),
+    ("analytics/distributed.py", "except (ConnectionError, RuntimeError, ValueError) as exc:"): (
+        "raises",
+        "ray.init cannot reach the cluster: ModelError",
+    ),
 }
 _BROAD = {"Exception", "BaseException", "RuntimeError"}
 
@@ -97,7 +110,9 @@ def _broad_handlers():
             source = path.read_text(encoding="utf-8")
             lines = source.splitlines()
             for node in ast.walk(ast.parse(source)):
-                if isinstance(node, ast.ExceptHandler) and _names(node.type) & (_BROAD | {"<bare>", "<starred>"}):
+                if isinstance(node, ast.ExceptHandler) and _names(node.type) & (
+                    _BROAD | {"<bare>", "<starred>"}
+                ):
                     line = lines[node.lineno - 1].split("#")[0].strip()
                     yield (path.relative_to(ROOT).as_posix(), line), node
 
@@ -106,7 +121,8 @@ def test_no_broad_handler_outside_the_allowed_list():
     found = {key: node for key, node in _broad_handlers()}
     assert sorted(set(found) - set(ALLOWED_BROAD)) == [], (
         "a handler catches Exception/BaseException/RuntimeError: it would turn a bug into a "
-        "user message. Catch analytics.errors.ExplorerError (or the narrow third-party error).")
+        "user message. Catch analytics.errors.ExplorerError (or the narrow third-party error)."
+    )
     assert sorted(set(ALLOWED_BROAD) - set(found)) == [], "stale entry in ALLOWED_BROAD"
     for key, node in found.items():
         if ALLOWED_BROAD[key][0] == "raises":
@@ -126,9 +142,12 @@ def test_user_facing_raises_use_the_family():
         if path.name == "projection.py":  # its parameter checks move to the params table (issue 10)
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
-                    and isinstance(node.exc.func, ast.Name)
-                    and node.exc.func.id in {"ValueError", "RuntimeError", "TypeError", "Exception"}):
+            if (
+                isinstance(node, ast.Raise)
+                and isinstance(node.exc, ast.Call)
+                and isinstance(node.exc.func, ast.Name)
+                and node.exc.func.id in {"ValueError", "RuntimeError", "TypeError", "Exception"}
+            ):
                 first = node.exc.args[0] if node.exc.args else None
                 text = first.value if isinstance(first, ast.Constant) else ast.unparse(first or node)
                 found.add((f"analytics/{path.name}", node.exc.func.id, text))
@@ -153,8 +172,9 @@ def test_dashboard_pages_show_only_explorer_errors():
 def _run(code_or_args: list[str], tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     env.pop("EMBEX_STORE", None)
-    return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, *code_or_args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
 
 
 #: a stand-in bug in a command: ``embex list`` on a real store runs this instead of cmd_list
@@ -171,12 +191,15 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("bug, name", [
-    ("1 / 0", "ZeroDivisionError"),
-    ("int('not a number')", "ValueError"),  # a builtin ValueError is a bug, not a user error
-    ("raise RuntimeError('invariant broken')", "RuntimeError"),  # the old CLI swallowed these
-    ("{}['missing']", "KeyError"),
-])
+@pytest.mark.parametrize(
+    "bug, name",
+    [
+        ("1 / 0", "ZeroDivisionError"),
+        ("int('not a number')", "ValueError"),  # a builtin ValueError is a bug, not a user error
+        ("raise RuntimeError('invariant broken')", "RuntimeError"),  # the old CLI swallowed these
+        ("{}['missing']", "KeyError"),
+    ],
+)
 def test_an_internal_error_in_a_command_surfaces_with_its_traceback(tmp_path, bug, name):
     code = _BUGGY_LIST.format(bug=bug)
     proc = _run(["-c", code, "list", "--store", str(tmp_path / "s.duckdb")], tmp_path)

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analytics.screenshot import CHROMIUM_ARGS
 from conftest import ROOT, make_corpus, streamlit_server
 
 from analytics import Store, embed_corpus
 from analytics.export import figure_image
 from analytics.figures import depth_histogram
 from analytics.report import build_report
+from analytics.screenshot import CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                                reason="EXPORT TESTS SKIPPED: /usr/bin/chromium is missing")
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="EXPORT TESTS SKIPPED: /usr/bin/chromium is missing"
+)
 EMBEX = Path(sys.executable).with_name("embex")
 
 
@@ -38,7 +39,9 @@ def report_store(tmp_path_factory, sample_rows, embedder):
     world = [r["text"] for r in sample_rows if r["label"] == "World"][:80]
     sports = [r["text"] for r in sample_rows if r["label"] == "Sports"][:80]
     with Store(path) as s:
-        s.add_corpus("world", make_corpus(world + ["<script>alert(1)</script>"], ["World"] * 81), label_column="label")
+        s.add_corpus(
+            "world", make_corpus(world + ["<script>alert(1)</script>"], ["World"] * 81), label_column="label"
+        )
         s.add_corpus("sports", make_corpus(sports, ["Sports"] * 80), label_column="label")
         for name in ("world", "sports"):
             embed_corpus(s, name, embedder)
@@ -62,12 +65,22 @@ def test_report_opens_offline_with_its_figures_and_the_shift_numbers(report_stor
     from playwright.sync_api import sync_playwright
 
     with Store(report_store) as s:
-        report = build_report(s, "world", "sentence-transformers/all-MiniLM-L6-v2", compare="sports",
-                              method="pca", permutations=199)
+        report = build_report(
+            s,
+            "world",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            compare="sports",
+            method="pca",
+            permutations=199,
+        )
     path = tmp_path / "report.html"
     path.write_text(report.html, encoding="utf-8")
     r = report.shift
-    assert f"{r.q:.4f}" in report.html and f"{r.w:.4f}" in report.html and f"{r.p_permutation:.4g}" in report.html
+    assert (
+        f"{r.q:.4f}" in report.html
+        and f"{r.w:.4f}" in report.html
+        and f"{r.p_permutation:.4g}" in report.html
+    )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report.html
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
@@ -90,9 +103,29 @@ def test_report_opens_offline_with_its_figures_and_the_shift_numbers(report_stor
 
 def test_cli_report_writes_html_and_pngs(report_store, tmp_path):
     out = tmp_path / "out" / "report.html"
-    proc = subprocess.run([str(EMBEX), "--store", str(report_store), "report", "world", "--compare", "sports",
-                           "--out", str(out), "--png-dir", str(tmp_path / "png"), "--method", "pca",
-                           "--permutations", "199", "--json"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(EMBEX),
+            "--store",
+            str(report_store),
+            "report",
+            "world",
+            "--compare",
+            "sports",
+            "--out",
+            str(out),
+            "--png-dir",
+            str(tmp_path / "png"),
+            "--method",
+            "pca",
+            "--permutations",
+            "199",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert out.exists() and data["q"] < 0.3
@@ -125,14 +158,38 @@ def test_deep_link_reproduces_the_view_and_presentation_hides_chrome(server):
 
 
 def test_screenshot_command_saves_nonblank_pngs_of_each_page(server, report_store, tmp_path):
-    pages = ["", "upload", "embed?corpus=world", "map?corpus=world&method=pca", "depth?corpus=world&distance=chord",
-             "outliers?corpus=world",
-             "shift?shift_f=world&shift_g=sports", "retrieval?corpus=world", "report?corpus=world"]
+    pages = [
+        "",
+        "upload",
+        "embed?corpus=world",
+        "map?corpus=world&method=pca",
+        "depth?corpus=world&distance=chord",
+        "outliers?corpus=world",
+        "shift?shift_f=world&shift_g=sports",
+        "retrieval?corpus=world",
+        "report?corpus=world",
+    ]
     urls = [f"{server}/{p}" for p in pages]
-    proc = subprocess.run([str(EMBEX), "--store", str(report_store), "screenshot", *urls, "--out", str(tmp_path),
-                           "--width", "1200", "--height", "800", "--json"],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "EMBEX_STORE": str(report_store)})
+    proc = subprocess.run(
+        [
+            str(EMBEX),
+            "--store",
+            str(report_store),
+            "screenshot",
+            *urls,
+            "--out",
+            str(tmp_path),
+            "--width",
+            "1200",
+            "--height",
+            "800",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "EMBEX_STORE": str(report_store)},
+    )
     assert proc.returncode == 0, proc.stderr
     files = json.loads(proc.stdout)["files"]
     assert len(files) == len(pages)

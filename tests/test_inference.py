@@ -28,8 +28,17 @@ from analytics.inference import (
     resolve_precision,
 )
 
-ODD = ["", " ", "  leading and trailing  ", "emoji 🙂 and accents: café", "<script>x</script>",
-       "x" * 30_000, " ".join(["statistics"] * 400), "日本語のテキスト", "a\nb\tc"]
+ODD = [
+    "",
+    " ",
+    "  leading and trailing  ",
+    "emoji 🙂 and accents: café",
+    "<script>x</script>",
+    "x" * 30_000,
+    " ".join(["statistics"] * 400),
+    "日本語のテキスト",
+    "a\nb\tc",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +83,11 @@ def test_encode_of_nothing_and_of_one(embedder):
 
 
 @settings(max_examples=200, deadline=None)
-@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=400),
-       budget=st.integers(1, 5000), max_batch=st.integers(1, 64))
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=400),
+    budget=st.integers(1, 5000),
+    max_batch=st.integers(1, 64),
+)
 def test_batches_cover_each_row_once_within_the_token_budget(lengths, budget, max_batch):
     enc = FastEncoder.__new__(FastEncoder)
     enc.token_budget, enc.max_batch = budget, max_batch
@@ -137,27 +149,76 @@ def test_the_embed_cli_records_precision(tmp_path, sample_rows):
     with Store(path) as s:
         s.add_corpus("news", make_corpus([r["text"] for r in sample_rows[:20]]))
     out = subprocess.run(
-        [sys.executable, "-m", "analytics.cli", "--store", str(path), "--json", "embed", "news",
-         "--device", "cpu", "--precision", "float32"],
-        capture_output=True, text=True, cwd=ROOT, check=True)
+        [
+            sys.executable,
+            "-m",
+            "analytics.cli",
+            "--store",
+            str(path),
+            "--json",
+            "embed",
+            "news",
+            "--device",
+            "cpu",
+            "--precision",
+            "float32",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     assert json.loads(out.stdout)["model_id"] == DEFAULT_MODEL
     bad = subprocess.run(
-        [sys.executable, "-m", "analytics.cli", "--store", str(path), "embed", "news",
-         "--device", "cpu", "--precision", "float16"], capture_output=True, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "analytics.cli",
+            "--store",
+            str(path),
+            "embed",
+            "news",
+            "--device",
+            "cpu",
+            "--precision",
+            "float16",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode != 0 and "float16 is not supported on the CPU" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("make_bad, message", [
-    (lambda p: p / "absent", "Could not load model"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "Could not load model"),
-    (lambda p: (p / "file.bin").write_bytes(b"\x00not a model") and p / "file.bin", "Could not load model"),
-    (lambda p: ((p / "garbled").mkdir(), (p / "garbled" / "config.json").write_text("{not json"))
-     and p / "garbled", "Could not load model"),
-    (lambda p: ((p / "noweights").mkdir(),
-                (p / "noweights" / "config.json").write_text(json.dumps({"model_type": "bert"})))
-     and p / "noweights", "Could not load model"),
-])
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda p: p / "absent", "Could not load model"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "Could not load model"),
+        (
+            lambda p: (p / "file.bin").write_bytes(b"\x00not a model") and p / "file.bin",
+            "Could not load model",
+        ),
+        (
+            lambda p: (
+                ((p / "garbled").mkdir(), (p / "garbled" / "config.json").write_text("{not json"))
+                and p / "garbled"
+            ),
+            "Could not load model",
+        ),
+        (
+            lambda p: (
+                (
+                    (p / "noweights").mkdir(),
+                    (p / "noweights" / "config.json").write_text(json.dumps({"model_type": "bert"})),
+                )
+                and p / "noweights"
+            ),
+            "Could not load model",
+        ),
+    ],
+)
 def test_each_bad_model_path_is_a_clear_error(tmp_path, make_bad, message):
     with pytest.raises(ModelError, match=message) as info:
         Embedder(str(make_bad(tmp_path)), device="cpu")

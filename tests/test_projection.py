@@ -75,11 +75,15 @@ def test_bad_parameters_are_explained(two_topics):
         project(X, "mds")
     with pytest.raises(ParameterError, match="UMAP n_neighbors must be an integer between 2 and 200, got 1"):
         project(X, "umap", n_neighbors=1)
-    with pytest.raises(ParameterError, match="UMAP min_dist must be a finite number between 0 and 1, got nan"):
+    with pytest.raises(
+        ParameterError, match="UMAP min_dist must be a finite number between 0 and 1, got nan"
+    ):
         project(X, "umap", min_dist=float("nan"))  # a NaN from a URL once crashed the Map page
     with pytest.raises(ParameterError, match=r"PCA has no parameter perplexity \(it takes none\)"):
         project(X, "pca", perplexity=5)
-    with pytest.raises(ParameterError, match=r"t-SNE has no parameter n_neighbors \(it takes perplexity, metric\)"):
+    with pytest.raises(
+        ParameterError, match=r"t-SNE has no parameter n_neighbors \(it takes perplexity, metric\)"
+    ):
         project(X, "tsne", n_neighbors=5)
 
 

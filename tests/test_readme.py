@@ -85,18 +85,29 @@ def test_python_blocks_run(workdir, monkeypatch):
 
 
 def test_cli_lines_run(workdir):
-    env = {**os.environ, "EMBEX_STORE": str(workdir / "cli.duckdb"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
-    lines = [ln.strip() for code in blocks("bash") for ln in code.splitlines()
-             if ln.strip().startswith("embex ")]
+    env = {
+        **os.environ,
+        "EMBEX_STORE": str(workdir / "cli.duckdb"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    lines = [
+        ln.strip() for code in blocks("bash") for ln in code.splitlines() if ln.strip().startswith("embex ")
+    ]
     assert len(lines) >= 10
     ran = 0
     for line in lines:
         if reason_to_skip(line):
             continue
         args = shlex.split(line, comments=True)[1:]
-        out = subprocess.run([sys.executable, "-m", "analytics.cli", *args], cwd=workdir, env=env,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-m", "analytics.cli", *args],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, f"{line}\n{out.stderr[-2000:]}"
         ran += 1
     assert ran >= 12

@@ -149,13 +149,14 @@ def test_uploaded_judgements_are_parsed_from_bytes_not_a_path(tmp_path):
         load_qrels("query-id,corpus-id,score\nq1,d1,1\n".encode("utf-16"), format="csv")
 
 
-
 def test_uploaded_queries_are_parsed_or_explained():
     from analytics.errors import CorpusError
     from analytics.evaluation import load_queries
 
-    assert load_queries(b"\xef\xbb\xbfquery-id,text\nq1,first query\nq2,\"a, b\"\n") == {
-        "q1": "first query", "q2": "a, b"}
+    assert load_queries(b'\xef\xbb\xbfquery-id,text\nq1,first query\nq2,"a, b"\n') == {
+        "q1": "first query",
+        "q2": "a, b",
+    }
     assert load_queries(b"query_id,text\n7,x\n") == {"7": "x"}
     with pytest.raises(CorpusError, match="need columns query-id and text"):
         load_queries(b"id,question\n1,x\n")
@@ -165,6 +166,7 @@ def test_uploaded_queries_are_parsed_or_explained():
         load_queries("query-id,text\nq1,x\n".encode("utf-16"))
     with pytest.raises(CorpusError, match="has no queries"):
         load_queries(b"query-id,text\n")
+
 
 def test_no_page_joins_a_browser_file_name_to_a_path():
     """A file name sent by a browser (``UploadedFile.name``) must never reach the file system:

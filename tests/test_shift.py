@@ -74,9 +74,7 @@ def test_q_is_the_pair_count(df, dg):
 @settings(max_examples=200, deadline=None)
 @given(depth_values, depth_values)
 def test_q_reference_is_tte_depths_q_score(df, dg):
-    assert q_reference(df, dg) == pytest.approx(
-        tte_ref.StatDepth().q_score(df, dg), abs=1e-12
-    )
+    assert q_reference(df, dg) == pytest.approx(tte_ref.StatDepth().q_score(df, dg), abs=1e-12)
 
 
 def test_q_extremes_and_no_shift_levels():
@@ -139,13 +137,12 @@ def test_false_positive_rates_on_isotropic_data():
     too often (~8% at 0.05 here); the permutation p does not."""
     rng = np.random.default_rng(123)
     n, d = 150, 128
-    asym = [
-        shift_test(*np.split(rng.standard_normal((2 * n, d)), 2), permutations=0).p
-        for _ in range(1000)
-    ]
+    asym = [shift_test(*np.split(rng.standard_normal((2 * n, d)), 2), permutations=0).p for _ in range(1000)]
     asym_rate = np.mean(np.array(asym) < 0.05)
     perm = [
-        shift_test(*np.split(rng.standard_normal((2 * n, d)), 2), permutations=199, random_state=i).p_permutation
+        shift_test(
+            *np.split(rng.standard_normal((2 * n, d)), 2), permutations=199, random_state=i
+        ).p_permutation
         for i in range(300)
     ]
     perm_rate = np.mean(np.array(perm) < 0.05)
@@ -168,7 +165,9 @@ def test_permutation_p_is_calibrated_on_real_data(label_embeddings):
         p_asym.append(r.p)
     perm_rate = np.mean(np.array(p_perm) < 0.05)
     asym_rate = np.mean(np.array(p_asym) < 0.05)
-    print(f"AG News World, 200 equal splits of 250: permutation FPR {perm_rate:.3f}, asymptotic FPR {asym_rate:.3f}")
+    print(
+        f"AG News World, 200 equal splits of 250: permutation FPR {perm_rate:.3f}, asymptotic FPR {asym_rate:.3f}"
+    )
     assert 0.02 <= perm_rate <= 0.09
     assert 0.0 <= asym_rate <= 0.15  # reported, not a guarantee
     # under the null a permutation p is uniform: its median sits near 0.5

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import duckdb
 import numpy as np
@@ -36,7 +35,9 @@ def test_migration_on_open_keeps_data(tmp_path):
         for pos, t in enumerate(["a", "b"]):
             cur.execute("INSERT INTO documents VALUES (1, ?, ?, ?, '{}')", [pos, text_hash(t), t])
     with duckdb.connect(str(path)) as con:
-        assert not con.execute("SELECT * FROM information_schema.tables WHERE table_name='results'").fetchall()
+        assert not con.execute(
+            "SELECT * FROM information_schema.tables WHERE table_name='results'"
+        ).fetchall()
     with Store(path) as new:
         assert new.schema_version() == 4
         assert new.texts("kept") == ["a", "b"]
@@ -73,10 +74,14 @@ def test_a_store_open_in_another_process_gives_a_clear_error(tmp_path):
     path = tmp_path / "busy.duckdb"
     Store(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"from analytics.store import Store; s = Store({str(path)!r}); print('open', flush=True); "
-         "import time; time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"from analytics.store import Store; s = Store({str(path)!r}); print('open', flush=True); "
+            "import time; time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "open"
@@ -131,11 +136,15 @@ def test_vectors_are_cached_once_per_model_and_text(store):
     assert store.put_vectors("m", [text_hash("four"), text_hash("two")], np.stack([V["four"], V["two"]])) == 1
     rows = store._cur().execute("SELECT count(*), count(DISTINCT text_hash) FROM embeddings_8").fetchall()
     assert rows == [(4, 4)]
-    np.testing.assert_array_equal(store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]]))
+    np.testing.assert_array_equal(
+        store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]])
+    )
     assert store.embedded_count("b", "m") == 4
     # deleting a leaves b's vectors, including the shared ones, intact
     store.delete_corpus("a")
-    np.testing.assert_array_equal(store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]]))
+    np.testing.assert_array_equal(
+        store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]])
+    )
     assert store.prune_vectors() == 1  # "one" belonged to a only
 
 
@@ -258,21 +267,37 @@ def write_corpus(path, rows):
 def documents(store, name):
     """(position, text_hash, text, metadata) of a corpus's stored rows, in order."""
     cid = store._corpus_id(name)
-    return store._cur().execute("SELECT position, text_hash, text, metadata FROM documents "
-                                "WHERE corpus_id = ? ORDER BY position", [cid]).fetchall()
+    return (
+        store._cur()
+        .execute(
+            "SELECT position, text_hash, text, metadata FROM documents WHERE corpus_id = ? ORDER BY position",
+            [cid],
+        )
+        .fetchall()
+    )
 
 
 def assert_stored_alike(store, a, b):
     assert documents(store, a) == documents(store, b)
     ia, ib = store.corpus_info(a), store.corpus_info(b)
-    assert (ia.n_docs, ia.source, ia.text_column, ia.label_column) == \
-        (ib.n_docs, ib.source, ib.text_column, ib.label_column)
+    assert (ia.n_docs, ia.source, ia.text_column, ia.label_column) == (
+        ib.n_docs,
+        ib.source,
+        ib.text_column,
+        ib.label_column,
+    )
     fp = store.corpus_fingerprint(a)
     assert fp == store.corpus_fingerprint(b)
     hashes = [row[1] for row in documents(store, a)]
-    assert fp == _fingerprint(hashes) == _one(  # and the v4 migration's SQL over the table
-        store._cur(), "SELECT sha256(string_agg(text_hash, ',' ORDER BY position)) FROM documents "
-        "WHERE corpus_id = ?", [store._corpus_id(b)])[0]
+    assert (
+        fp
+        == _fingerprint(hashes)
+        == _one(  # and the v4 migration's SQL over the table
+            store._cur(),
+            "SELECT sha256(string_agg(text_hash, ',' ORDER BY position)) FROM documents WHERE corpus_id = ?",
+            [store._corpus_id(b)],
+        )[0]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet", "txt"])
@@ -281,8 +306,12 @@ def test_streamed_corpus_is_stored_as_the_in_memory_one(store, tmp_path, fmt):
     label = None if fmt == "txt" else "label"
     store.add_corpus("memory", load_corpus(path), label_column=label)
     seen = []
-    info = store.add_corpus_stream("streamed", stream_corpus(path, chunk_rows=3), label_column=label,
-                                   progress=lambda n, b: seen.append((n, b)))
+    info = store.add_corpus_stream(
+        "streamed",
+        stream_corpus(path, chunk_rows=3),
+        label_column=label,
+        progress=lambda n, b: seen.append((n, b)),
+    )
     assert info.n_docs == len(load_corpus(path)) == len(STREAM_ROWS) - 2
     assert_stored_alike(store, "memory", "streamed")
     assert store.texts("streamed") == load_corpus(path).texts
@@ -293,9 +322,16 @@ def test_streamed_corpus_is_stored_as_the_in_memory_one(store, tmp_path, fmt):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                              min_size=1, max_size=10).filter(str.strip), min_size=1, max_size=20),
-       chunk_rows=st.integers(1, 7))
+@given(
+    texts=st.lists(
+        st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=10
+        ).filter(str.strip),
+        min_size=1,
+        max_size=20,
+    ),
+    chunk_rows=st.integers(1, 7),
+)
 def test_any_chunking_stores_the_same_corpus(store, tmp_path, texts, chunk_rows):
     path = write_corpus(tmp_path / "h.jsonl", [{"text": t, "n": i} for i, t in enumerate(texts)])
     store.add_corpus("one read", load_corpus(path), replace=True)
@@ -313,7 +349,8 @@ def test_a_stream_failing_mid_file_leaves_every_table_unchanged(store, tmp_path)
         "late_bytes.csv": ("text,label\n" + good).encode() + b"caf\xe9,y\n",
         "late_ragged.csv": ("text,label\n" + good + "a,b,c\n").encode(),
         "late_quote.csv": ("text,label\n" + good + '"open,x\n').encode(),
-        "late_json.jsonl": "".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(2000)).encode() + b"{\n",
+        "late_json.jsonl": "".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(2000)).encode()
+        + b"{\n",
         "late_empty.csv": ("text,label\n" + good + ",x\n").encode(),
     }
     for name, data in bad.items():
@@ -322,8 +359,12 @@ def test_a_stream_failing_mid_file_leaves_every_table_unchanged(store, tmp_path)
         written = []
         for target, replace in (("keep", True), ("new", False)):
             with pytest.raises(CorpusError):
-                store.add_corpus_stream(target, stream_corpus(path, chunk_rows=16, empty="error"),
-                                        replace=replace, progress=lambda n, b: written.append(n))
+                store.add_corpus_stream(
+                    target,
+                    stream_corpus(path, chunk_rows=16, empty="error"),
+                    replace=replace,
+                    progress=lambda n, b: written.append(n),
+                )
         assert max(written) >= 1500, name  # chunks were written before the error: all undone
         assert store.digest() == before, name
     assert store.texts("keep") == ["alpha", "beta"] and store.corpus_info("keep").source == "keep.csv"
@@ -351,8 +392,13 @@ def test_stream_label_column_names_and_empty_streams(store, tmp_path):
         store.add_corpus_stream("  ", [(["a"], [{}])])
     assert store.digest() == before
     # plain (texts, metadata) pairs work too; source and text column are then the caller's
-    info = store.add_corpus_stream("pairs", [(["a", "b"], [{"k": 1}, {"k": 2}]), (["c"], [{"k": 3}])],
-                                   source="api", text_column="body", label_column="k")
+    info = store.add_corpus_stream(
+        "pairs",
+        [(["a", "b"], [{"k": 1}, {"k": 2}]), (["c"], [{"k": 3}])],
+        source="api",
+        text_column="body",
+        label_column="k",
+    )
     assert (info.n_docs, info.source, info.text_column, info.label_column) == (3, "api", "body", "k")
     assert store.corpus_fingerprint("pairs") == _fingerprint([text_hash(t) for t in "abc"])
     with pytest.raises(StoreError, match="already exists"):

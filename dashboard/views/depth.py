@@ -1,8 +1,17 @@
 """Depth: texts ranked from most representative to most outlying."""
 
 import streamlit as st
-from common import (chart_subtitle, csv_bytes, depths, export_controls, pick_corpus, set_url, store,
-                    texts_and_metadata, url_param)
+from common import (
+    chart_subtitle,
+    csv_bytes,
+    depths,
+    export_controls,
+    pick_corpus,
+    set_url,
+    store,
+    texts_and_metadata,
+    url_param,
+)
 
 from analytics import median_index
 from analytics.figures import depth_histogram
@@ -10,8 +19,12 @@ from analytics.tables import depth_rows, label_summary, metadata_columns
 
 st.title("Depth")
 name = pick_corpus()
-distance = st.radio("Distance", ["cosine", "chord"], horizontal=True,
-                    index=1 if url_param("distance", "cosine") == "chord" else 0)
+distance = st.radio(
+    "Distance",
+    ["cosine", "chord"],
+    horizontal=True,
+    index=1 if url_param("distance", "cosine") == "chord" else 0,
+)
 set_url(distance=distance)
 d = depths(name, distance)
 texts, metadata = texts_and_metadata(name)
@@ -21,14 +34,22 @@ st.subheader("The median text: the most representative of the corpus")
 box = st.container(border=True)
 box.text(texts[med])
 box.caption(f"depth {d[med]:.4f} · row {med}")
-hist = depth_histogram(d, title=f"{name}: TTE depth ({distance})", subtitle=chart_subtitle(name, len(d)),
-                       median_depth=float(d[med]))
+hist = depth_histogram(
+    d,
+    title=f"{name}: TTE depth ({distance})",
+    subtitle=chart_subtitle(name, len(d)),
+    median_depth=float(d[med]),
+)
 st.plotly_chart(hist, width="stretch")
 export_controls(hist, f"{name}-depth", "depth-export")
 rows = depth_rows(texts, metadata, d)
 st.subheader("All texts, most representative first")
-st.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"depth": st.column_config.NumberColumn(format="%.4f")})
+st.dataframe(
+    rows,
+    hide_index=True,
+    width="stretch",
+    column_config={"depth": st.column_config.NumberColumn(format="%.4f")},
+)
 st.download_button("Download CSV", csv_bytes(rows), file_name=f"depth-{distance}.csv", mime="text/csv")
 cols = metadata_columns(metadata)
 label = store().corpus_info(name).label_column

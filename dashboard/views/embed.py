@@ -12,15 +12,24 @@ from analytics.inference import resolve_precision
 st.title("Embed")
 s = store()
 name = pick_corpus()
-model = st.text_input("Model", value="", placeholder="bundled all-MiniLM-L6-v2",
-                      help="A local sentence-transformers folder or a model in the local cache. "
-                           "Nothing is downloaded.") or None
+model = (
+    st.text_input(
+        "Model",
+        value="",
+        placeholder="bundled all-MiniLM-L6-v2",
+        help="A local sentence-transformers folder or a model in the local cache. Nothing is downloaded.",
+    )
+    or None
+)
 col_d, col_p = st.columns(2)
 device = col_d.selectbox("Device", ["auto", "cpu", "cuda", "mps"])
-precision = col_p.selectbox("Precision", ["auto", "float32", "bfloat16", "float16"],
-                            help="auto: float16 on a GPU, bfloat16 on a CPU with native bf16 "
-                                 "instructions, else float32 (cosine >= 0.9999 to float32). "
-                                 "Each precision is stored under its own key, never mixed.")
+precision = col_p.selectbox(
+    "Precision",
+    ["auto", "float32", "bfloat16", "float16"],
+    help="auto: float16 on a GPU, bfloat16 on a CPU with native bf16 "
+    "instructions, else float32 (cosine >= 0.9999 to float32). "
+    "Each precision is stored under its own key, never mixed.",
+)
 try:
     found = resolve_model_device(device)
     st.caption(f"auto finds: {found} · {resolve_precision(precision, found)}")

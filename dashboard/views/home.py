@@ -10,9 +10,11 @@ from analytics.embedding import stored_model_id
 from analytics.sample import SAMPLE_NAME, add_sample
 
 st.title("Embedding Explorer")
-st.write("Understand a corpus through its text embeddings: a 2D map, TTE depth (most "
-         "representative first, outliers last), a shift test between two corpora, and a "
-         "retrieval playground.")
+st.write(
+    "Understand a corpus through its text embeddings: a 2D map, TTE depth (most "
+    "representative first, outliers last), a shift test between two corpora, and a "
+    "retrieval playground."
+)
 
 s = store()
 if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
@@ -22,13 +24,20 @@ sample = next((c for c in info if c.name == SAMPLE_NAME), None)
 if sample is not None and stored_model_id(s, SAMPLE_NAME) is None:
     st.subheader("First start: embedding the bundled sample")
     bar = st.progress(0.0, text="Starting…")
-    report = embed_corpus(s, SAMPLE_NAME, get_embedder(None, "auto"),
-                          progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d:,} of {t:,} texts"))
+    report = embed_corpus(
+        s,
+        SAMPLE_NAME,
+        get_embedder(None, "auto"),
+        progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d:,} of {t:,} texts"),
+    )
     st.success(plain(report.summary()))
 
 st.subheader("Corpora in this store")
-st.dataframe([{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in s.list_corpora()],
-             hide_index=True, width="stretch")
+st.dataframe(
+    [{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in s.list_corpora()],
+    hide_index=True,
+    width="stretch",
+)
 st.caption(f"Store: {plain(s.path)}")
 col1, col2, col3 = st.columns(3)
 col1.page_link("views/map.py", label="See the map", icon=":material/scatter_plot:")

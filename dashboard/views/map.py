@@ -2,8 +2,21 @@
 
 import numpy as np
 import streamlit as st
-from common import (chart_subtitle, depths, export_controls, model_id, pick_corpus, plain, rule_value, set_url,
-                    slider, store, texts_and_metadata, url_param, vectors_or_stop)
+from common import (
+    chart_subtitle,
+    depths,
+    export_controls,
+    model_id,
+    pick_corpus,
+    plain,
+    rule_value,
+    set_url,
+    slider,
+    store,
+    texts_and_metadata,
+    url_param,
+    vectors_or_stop,
+)
 
 from analytics import ExplorerError
 from analytics.figures import map_figure
@@ -21,12 +34,20 @@ c1, c2, c3 = st.columns(3)
 # ranges, defaults and help: analytics/params.py (the library and `embex report` use the same)
 method_rule = RULES["projection"]["method"]
 methods = list(method_rule.choices)
-method = c1.radio("Method", methods, index=methods.index(rule_value(method_rule)), horizontal=True,
-                  format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get, key="map_method",
-                  help=method_rule.help)
+method = c1.radio(
+    "Method",
+    methods,
+    index=methods.index(rule_value(method_rule)),
+    horizontal=True,
+    format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get,
+    key="map_method",
+    help=method_rule.help,
+)
 params = {}
 if method == "umap":
-    params["n_neighbors"] = slider(RULES["umap"]["n_neighbors"], url=True, key="map_n_neighbors", container=c2)
+    params["n_neighbors"] = slider(
+        RULES["umap"]["n_neighbors"], url=True, key="map_n_neighbors", container=c2
+    )
     params["min_dist"] = slider(RULES["umap"]["min_dist"], url=True, key="map_min_dist", container=c3)
 elif method == "tsne":
     params["perplexity"] = slider(RULES["tsne"]["perplexity"], url=True, key="map_perplexity", container=c2)
@@ -35,13 +56,16 @@ label = s.corpus_info(name).label_column
 cols = metadata_columns(metadata)
 options = [*([label] if label in cols else []), *[c for c in cols if c != label], "depth", "none"]
 wanted = url_param("color", options[0])
-color_by = st.selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0, key="map_color")
+color_by = st.selectbox(
+    "Colour by", options, index=options.index(wanted) if wanted in options else 0, key="map_color"
+)
 set_url(color=color_by)
 query = st.text_input("Highlight texts containing", key="map_search")
 
 bar = st.progress(0.0, text="Projecting…")
-proj = corpus_projection(s, name, model_id(), method, progress=lambda stage, f: bar.progress(f, text=stage),
-                         **params)
+proj = corpus_projection(
+    s, name, model_id(), method, progress=lambda stage, f: bar.progress(f, text=stage), **params
+)
 bar.empty()
 if proj.note:
     st.caption(plain(proj.note))
@@ -55,18 +79,31 @@ if query:
     q = query.lower()
     highlight = np.array([i for i, t in enumerate(texts) if q in t.lower()], dtype=int)
     st.caption(f"{len(highlight):,} texts contain the search text.")
-fig = map_figure(proj.coords, texts, color=color, color_name="" if color_by == "none" else color_by,
-                 highlight=highlight, title=f"{name}: {method.upper()} map",
-                 subtitle=chart_subtitle(name, len(texts), proj.describe()))
-event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("box", "lasso"),
-                        key="map_chart", config={"toImageButtonOptions": {"format": "png", "scale": 2}})
+fig = map_figure(
+    proj.coords,
+    texts,
+    color=color,
+    color_name="" if color_by == "none" else color_by,
+    highlight=highlight,
+    title=f"{name}: {method.upper()} map",
+    subtitle=chart_subtitle(name, len(texts), proj.describe()),
+)
+event = st.plotly_chart(
+    fig,
+    width="stretch",
+    on_select="rerun",
+    selection_mode=("box", "lasso"),
+    key="map_chart",
+    config={"toImageButtonOptions": {"format": "png", "scale": 2}},
+)
 export_controls(fig, f"{name}-{method}-map", "map-export")
 rows = sorted({int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p})
 st.session_state["selection"] = {"corpus": name, "rows": rows}
 if rows:
     st.subheader(f"{len(rows):,} selected texts")
-    st.dataframe([{"row": i, "text": texts[i], **metadata[i]} for i in rows], hide_index=True,
-                 width="stretch")
+    st.dataframe(
+        [{"row": i, "text": texts[i], **metadata[i]} for i in rows], hide_index=True, width="stretch"
+    )
     new = st.text_input("Save the selection as a new corpus named", value=f"{name} (selection)")
     if st.button("Save selection"):
         try:

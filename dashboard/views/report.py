@@ -8,8 +8,10 @@ from analytics.params import RULES
 from analytics.report import build_report
 
 st.title("Report")
-st.write("One self-contained HTML file: summary, map, depth histogram, median and most outlying "
-         "texts, and optionally a shift test. It opens anywhere, with no network.")
+st.write(
+    "One self-contained HTML file: summary, map, depth histogram, median and most outlying "
+    "texts, and optionally a shift test. It opens anywhere, with no network."
+)
 name = pick_corpus()
 vectors_or_stop(name)
 others = ["(none)", *[c.name for c in store().list_corpora() if c.name != name]]
@@ -19,8 +21,9 @@ method = st.radio("Map", method_rule.choices, horizontal=True, help=method_rule.
 if st.button("Build report", type="primary"):
     try:
         with st.spinner("Building the report…"):
-            report = build_report(store(), name, model_id(), compare=None if compare == "(none)" else compare,
-                                  method=method)
+            report = build_report(
+                store(), name, model_id(), compare=None if compare == "(none)" else compare, method=method
+            )
         st.session_state["report"] = report.html
         if report.shift is not None:
             st.text(report.shift.summary())

@@ -1,11 +1,22 @@
 """Retrieval: query the corpus, see hits on the map, "more like this", and evaluation."""
 
 import streamlit as st
-from common import (chart_subtitle, export_controls, fingerprint, get_embedder, model_id, pick_corpus, plain,
-                    slider, store, texts_and_metadata, vectors_or_stop)
+from common import (
+    chart_subtitle,
+    export_controls,
+    fingerprint,
+    get_embedder,
+    model_id,
+    pick_corpus,
+    plain,
+    slider,
+    store,
+    texts_and_metadata,
+    vectors_or_stop,
+)
 
-from analytics.embedding import model_source, resolve_model_device
 from analytics import ExplorerError
+from analytics.embedding import model_source, resolve_model_device
 from analytics.evaluation import evaluate, load_qrels, load_queries
 from analytics.figures import map_figure
 from analytics.params import RULES
@@ -44,24 +55,39 @@ elif row is not None:
     st.text(texts[row])
 if hits is not None:
     ids = hits.ids[0]
-    st.dataframe([{"rank": r + 1, "row": int(i), "score": round(float(sc), 4), "text": texts[i], **metadata[i]}
-                  for r, (i, sc) in enumerate(zip(ids, hits.scores[0]))], hide_index=True,
-                 width="stretch")
-    pick = st.selectbox("More like this", [int(i) for i in ids],
-                        format_func=lambda i: f"row {i}: " + " ".join(texts[i].split())[:80])
+    st.dataframe(
+        [
+            {"rank": r + 1, "row": int(i), "score": round(float(sc), 4), "text": texts[i], **metadata[i]}
+            for r, (i, sc) in enumerate(zip(ids, hits.scores[0]))
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    pick = st.selectbox(
+        "More like this",
+        [int(i) for i in ids],
+        format_func=lambda i: f"row {i}: " + " ".join(texts[i].split())[:80],
+    )
     if st.button("Find texts like this one"):
         st.session_state.setdefault("more_like_this", {})[name] = pick
         st.session_state.pop("query", None)
         st.rerun()
     proj = corpus_projection(s, name, model_id(), "pca")
-    hits_map = map_figure(proj.coords, texts, highlight=ids, title=f"{name}: results on the map",
-                          subtitle=chart_subtitle(name, len(texts), proj.describe()))
+    hits_map = map_figure(
+        proj.coords,
+        texts,
+        highlight=ids,
+        title=f"{name}: results on the map",
+        subtitle=chart_subtitle(name, len(texts), proj.describe()),
+    )
     st.plotly_chart(hits_map, width="stretch")
     export_controls(hits_map, f"{name}-results-map", "retrieval-export")
 
 with st.expander("Evaluate with relevance judgements"):
-    st.caption("Upload queries (CSV: query-id, text) and judgements (CSV/TSV: query-id, corpus-id, "
-               "score). Document ids come from a metadata column, or the row number.")
+    st.caption(
+        "Upload queries (CSV: query-id, text) and judgements (CSV/TSV: query-id, corpus-id, "
+        "score). Document ids come from a metadata column, or the row number."
+    )
     qfile = st.file_uploader("Queries", type=["csv"], key="eval_queries")
     jfile = st.file_uploader("Judgements", type=["csv", "tsv"], key="eval_qrels")
     id_col = st.selectbox("Document id column", ["row", *metadata_columns(metadata)])
@@ -69,8 +95,9 @@ with st.expander("Evaluate with relevance judgements"):
         try:
             queries = load_queries(qfile.getvalue())
             # the browser's file name only picks the delimiter; it never reaches the file system
-            qrels = load_qrels(jfile.getvalue(),
-                               format="tsv" if jfile.name.lower().endswith((".tsv", ".tab")) else "csv")
+            qrels = load_qrels(
+                jfile.getvalue(), format="tsv" if jfile.name.lower().endswith((".tsv", ".tab")) else "csv"
+            )
             doc_ids = [str(i) if id_col == "row" else str(m.get(id_col, "")) for i, m in enumerate(metadata)]
             qids = list(queries)
             res = index.search(embedder.encode([queries[q] for q in qids]), 100)

@@ -1,8 +1,20 @@
 """Shift test: has corpus G moved away from reference corpus F?"""
 
 import streamlit as st
-from common import (chart_subtitle, export_controls, fingerprint, model_id, number_input, pick_corpus, plain,
-                    set_url, store, texts_and_metadata, url_param, vectors_or_stop)
+from common import (
+    chart_subtitle,
+    export_controls,
+    fingerprint,
+    model_id,
+    number_input,
+    pick_corpus,
+    plain,
+    set_url,
+    store,
+    texts_and_metadata,
+    url_param,
+    vectors_or_stop,
+)
 
 from analytics import shift_test
 from analytics.figures import shift_histogram
@@ -14,8 +26,12 @@ from analytics.shift import SMALL_SAMPLE
 def run_test(path, f_name, g_name, model, fp_f, fp_g, distance, permutations):
     from common import corpus_vectors
 
-    return shift_test(corpus_vectors(path, f_name, model, fp_f), corpus_vectors(path, g_name, model, fp_g),
-                      distance=distance, permutations=permutations)
+    return shift_test(
+        corpus_vectors(path, f_name, model, fp_f),
+        corpus_vectors(path, g_name, model, fp_g),
+        distance=distance,
+        permutations=permutations,
+    )
 
 
 st.title("Shift test")
@@ -24,15 +40,21 @@ with c1:
     f_name = pick_corpus("Reference corpus F", key="shift_f")
 with c2:
     g_name = pick_corpus("Comparison corpus G", key="shift_g", exclude=f_name)
-distance = st.radio("Distance", ["cosine", "chord"], horizontal=True, key="shift_distance",
-                    index=1 if url_param("distance", "cosine") == "chord" else 0)
+distance = st.radio(
+    "Distance",
+    ["cosine", "chord"],
+    horizontal=True,
+    key="shift_distance",
+    index=1 if url_param("distance", "cosine") == "chord" else 0,
+)
 set_url(distance=distance)
 permutations = number_input(RULES["shift"]["permutations"], label="Permutations", key="shift_permutations")
 vectors_or_stop(f_name)
 vectors_or_stop(g_name)
 s = store()
-r = run_test(str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name),
-             distance, permutations)
+r = run_test(
+    str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name), distance, permutations
+)
 
 m = [*st.columns(3), *st.columns(3)]  # two rows: long p-values stay legible in screenshots
 m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")
@@ -47,10 +69,16 @@ with st.expander("What the numbers mean"):
     st.text(r.summary())
 if r.small_sample:
     st.warning(f"Fewer than {SMALL_SAMPLE} texts on one side: Q and p are unreliable.")
-overlay = shift_histogram(r.depths_f, r.depths_g, name_f=f_name, name_g=g_name,
-                          title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
-                          subtitle=chart_subtitle(f_name, r.n_f + r.n_g,
-                                                  f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}"))
+overlay = shift_histogram(
+    r.depths_f,
+    r.depths_g,
+    name_f=f_name,
+    name_g=g_name,
+    title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
+    subtitle=chart_subtitle(
+        f_name, r.n_f + r.n_g, f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}"
+    ),
+)
 st.plotly_chart(overlay, width="stretch")
 export_controls(overlay, "shift-test", "shift-export")
 texts_f, _ = texts_and_metadata(f_name)
@@ -58,8 +86,14 @@ texts_g, _ = texts_and_metadata(g_name)
 deep_f, out_g = r.examples(5)
 a, b = st.columns(2)
 a.subheader("Most representative of F")
-a.dataframe([{"depth": round(float(r.depths_f[i]), 4), "text": texts_f[i]} for i in deep_f],
-            hide_index=True, width="stretch")
+a.dataframe(
+    [{"depth": round(float(r.depths_f[i]), 4), "text": texts_f[i]} for i in deep_f],
+    hide_index=True,
+    width="stretch",
+)
 b.subheader("Most outlying of G (w.r.t. F)")
-b.dataframe([{"depth": round(float(r.depths_g[i]), 4), "text": texts_g[i]} for i in out_g],
-            hide_index=True, width="stretch")
+b.dataframe(
+    [{"depth": round(float(r.depths_g[i]), 4), "text": texts_g[i]} for i in out_g],
+    hide_index=True,
+    width="stretch",
+)

@@ -10,8 +10,11 @@ from analytics.tables import metadata_columns, split_corpus
 st.title("Upload")
 s = store()
 
-file = st.file_uploader("Drop a corpus file", type=["csv", "tsv", "jsonl", "ndjson", "parquet", "txt"],
-                        help="CSV, TSV, JSONL, Parquet, or plain text with one document per line.")
+file = st.file_uploader(
+    "Drop a corpus file",
+    type=["csv", "tsv", "jsonl", "ndjson", "parquet", "txt"],
+    help="CSV, TSV, JSONL, Parquet, or plain text with one document per line.",
+)
 if file is not None:
     data = file.getvalue()
     try:
@@ -25,12 +28,18 @@ if file is not None:
     for note in corpus.notes:
         st.caption(plain(note))
     st.write(f"{len(corpus):,} texts; metadata columns: {plain(', '.join(corpus.columns) or 'none')}")
-    st.dataframe([{"text": t, **m} for t, m in zip(corpus.texts[:50], corpus.metadata[:50])],
-                 hide_index=True, width="stretch")
-    guess = next((c for c in corpus.columns if c.lower() in ("label", "labels", "category", "class", "topic")), None)
+    st.dataframe(
+        [{"text": t, **m} for t, m in zip(corpus.texts[:50], corpus.metadata[:50])],
+        hide_index=True,
+        width="stretch",
+    )
+    guess = next(
+        (c for c in corpus.columns if c.lower() in ("label", "labels", "category", "class", "topic")), None
+    )
     label_options = ["(none)", *corpus.columns]
-    label_col = st.selectbox("Label column (colours the map)", label_options,
-                             index=label_options.index(guess) if guess else 0)
+    label_col = st.selectbox(
+        "Label column (colours the map)", label_options, index=label_options.index(guess) if guess else 0
+    )
     name = st.text_input("Corpus name", value=file.name.rsplit(".", 1)[0])
     if st.button("Save corpus", type="primary"):
         try:
@@ -50,9 +59,20 @@ if st.button("Add the bundled sample (AG News, 7,600 texts)"):
 
 st.subheader("Corpora")
 corpora = s.list_corpora()
-st.dataframe([{"name": c.name, "texts": c.n_docs, "label column": c.label_column, "source": c.source,
-               "created": c.created} for c in corpora],
-             hide_index=True, width="stretch")
+st.dataframe(
+    [
+        {
+            "name": c.name,
+            "texts": c.n_docs,
+            "label column": c.label_column,
+            "source": c.source,
+            "created": c.created,
+        }
+        for c in corpora
+    ],
+    hide_index=True,
+    width="stretch",
+)
 if corpora:
     names = [c.name for c in corpora]
     with st.expander("Rename or delete"):
