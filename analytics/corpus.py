@@ -158,7 +158,7 @@ def load_corpus(
 
     notes: list[str] = []
     col = _choose_text_column(columns, rows[:_SAMPLE_ROWS], text_column, label, notes)
-    picker = _TextPicker(col, label, empty)
+    picker = _TextPicker(col, label, empty, explicit=text_column is not None)
     texts, metadata = picker.take(rows)
     notes += picker.finish()
     return Corpus(texts, metadata, col, label, picker.skipped_rows, notes)
@@ -169,10 +169,15 @@ class _TextPicker:
     and the streaming reader so both decide and report exactly alike. It keeps counts, not rows,
     so a stream can feed it one chunk at a time."""
 
-    def __init__(self, column: str, label: str, empty: str, max_listed: int | None = None):
+    def __init__(
+        self, column: str, label: str, empty: str, max_listed: int | None = None, explicit: bool = True
+    ):
         self.column, self.label, self.empty, self.max_listed = column, label, empty, max_listed
+        self.explicit = explicit
         self.n_rows = self.n_texts = self.n_skipped = 0
         self.skipped_rows: list[int] = []
+        self.n_not_str = 0  # non-empty values that were not strings (numbers, booleans...)
+        self.first_not_str: tuple[int, object] | None = None
 
     def take(self, rows: Iterable[dict]) -> tuple[list[str], list[dict]]:
         """The texts and metadata of ``rows``, the next rows of the file. Once ``empty="error"``
@@ -180,7 +185,12 @@ class _TextPicker:
         col, texts, metadata = self.column, [], []
         for row in rows:
             self.n_rows += 1
-            t = _text_of(row.get(col))
+            value = row.get(col)
+            t = _text_of(value)
+            if t.strip() and not isinstance(value, str):
+                self.n_not_str += 1
+                if self.first_not_str is None:
+                    self.first_not_str = (self.n_rows, value)
             if not t.strip():
                 self.n_skipped += 1
                 if self.max_listed is None or len(self.skipped_rows) < self.max_listed:
@@ -195,9 +205,24 @@ class _TextPicker:
 
     def finish(self) -> list[str]:
         """Notes for the user once every row is taken, or :class:`CorpusError` when the empty
-        texts make the corpus unusable (``empty="error"``, or no text at all)."""
+        texts make the corpus unusable (``empty="error"``, or no text at all). Values that
+        were not text (a numeric column, say) are never turned into text silently: a note says
+        so, and an inferred column holding no text at all is refused."""
+        notes = []
+        if self.n_not_str:
+            row, example = self.first_not_str
+            if self.n_not_str == self.n_texts and not self.explicit:
+                raise CorpusError(
+                    f"{self.label}: column {self.column!r}, taken as the text column, holds "
+                    f"{type(example).__name__} values, not text (e.g. {example!r} in row {row}). "
+                    "Name the column that holds the texts (text_column=, --text-column)."
+                )
+            notes.append(
+                f"{self.n_not_str:,} value(s) in column {self.column!r} were not text "
+                f"(e.g. {type(example).__name__} {example!r} in row {row}); they were stored as text."
+            )
         if not self.n_skipped:
-            return []
+            return notes
         shown = self.skipped_rows[:10]
         where = ", ".join(map(str, shown)) + (" ..." if self.n_skipped > len(shown) else "")
         if self.empty == "error" or not self.n_texts:
@@ -206,7 +231,7 @@ class _TextPicker:
                 f"column {self.column!r} (rows {where}). Fill them in or drop them"
                 + (", or pick another text column." if not self.n_texts else ".")
             )
-        return [f"Skipped {self.n_skipped:,} row(s) with empty text (rows {where})."]
+        return [*notes, f"Skipped {self.n_skipped:,} row(s) with empty text (rows {where})."]
 
 
 def _text_of(value) -> str:
@@ -471,6 +496,7 @@ class CorpusStream:
             columns = _keys(sample)
             self._columns_at_end = text_column is not None and text_column not in columns and not whole
         self._initial_notes: list[str] = []
+        self._explicit = text_column is not None
         self.text_column = (
             text_column
             if self._columns_at_end
@@ -572,7 +598,9 @@ class CorpusStream:
                 lines += block.count(b"\n")
 
     def __iter__(self) -> Iterator[CorpusChunk]:
-        picker = _TextPicker(self.text_column, self.source, self.empty, max_listed=_MAX_LISTED_SKIPS)
+        picker = _TextPicker(
+            self.text_column, self.source, self.empty, max_listed=_MAX_LISTED_SKIPS, explicit=self._explicit
+        )
         seen: dict[str, None] = {}
         self.n_rows = self.n_docs = 0
         with self._reading() as (_, rows, bytes_read):
@@ -704,6 +732,11 @@ def _vectors_from_parquet(path, vector_column, id_column):
 
 def check_vectors(vectors, label: str = "vectors", *, dim: int | None = None) -> np.ndarray:
     """Vectors as float32 (n, d), or :class:`CorpusError` saying what is wrong with them."""
+    if np.iscomplexobj(vectors):  # casting would drop the imaginary part without a word
+        raise CorpusError(
+            f"{label}: the vectors are complex numbers; embeddings are real. Convert them "
+            "(e.g. take the real part, or stack real and imaginary parts) before importing."
+        )
     try:
         arr = np.asarray(vectors, dtype=np.float64)
     except (TypeError, ValueError):

@@ -39,6 +39,11 @@ class CorpusInfo:
     label_column: str | None = None
 
 
+def _lookup_name(name):
+    """A name as it is stored: names are stripped when written, so they are when looked up."""
+    return name.strip() if isinstance(name, str) else name
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -248,6 +253,7 @@ class Store:
         return name.strip()
 
     def _corpus_id(self, name: str, cur=None) -> int:
+        name = _lookup_name(name)
         row = _one((cur or self._cur()), "SELECT corpus_id FROM corpora WHERE name = ?", [name])
         if row is None:
             known = [c.name for c in self.list_corpora()]
@@ -390,7 +396,7 @@ class Store:
         row = _one(
             self._cur(),
             "SELECT name, n_docs, source, text_column, created, label_column FROM corpora WHERE name = ?",
-            [name],
+            [_lookup_name(name)],
         )
         if row is None:
             self._corpus_id(name)  # raises with the list of known corpora
@@ -646,7 +652,7 @@ class Store:
 
     def corpus_fingerprint(self, name: str) -> str:
         """A hash of the corpus's texts in order: it changes when, and only when, they change."""
-        row = _one(self._cur(), "SELECT fingerprint FROM corpora WHERE name = ?", [name])
+        row = _one(self._cur(), "SELECT fingerprint FROM corpora WHERE name = ?", [_lookup_name(name)])
         if row is None:
             self._corpus_id(name)  # raises with the list of known corpora
         return row[0]

@@ -110,6 +110,8 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None 
         st.stop()
     current = st.session_state.get(key) or st.query_params.get(key)
     index = names.index(current) if current in names else 0
+    if current and current not in names and current != exclude:  # a stale link or a deleted corpus
+        st.warning(f"There is no corpus named {plain(current)} in this store; showing {plain(names[0])}.")
     choice = st.selectbox(label, names, index=index, key=f"_{key}_select")
     st.session_state[key] = choice
     set_url(**{key: choice})

@@ -340,3 +340,37 @@ def test_stream_checks_up_front_and_takes_no_size_limit(tmp_path, rows):
 def test_hostile_corpus_files_get_the_same_errors_streamed(name):
     with pytest.raises(CorpusError, match=HOSTILE_CORPORA[name]):
         stream_all(HOSTILE / name, chunk_rows=1)
+
+
+def test_numbers_in_the_text_column_are_never_turned_into_text_silently(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    numbers = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"text": [1, 2, 3], "label": ["a", "b", "c"]}), numbers)
+    with pytest.raises(CorpusError, match=r"column 'text'.*holds int values, not text \(e.g. 1 in row 1\)"):
+        load_corpus(numbers)
+    named = load_corpus(numbers, "text")  # asked for by name: stored, and the user is told
+    assert named.texts == ["1", "2", "3"]
+    assert any("3 value(s) in column 'text' were not text" in n for n in named.notes)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"text": "a real text"}\n{"text": 42}\n', encoding="utf-8")
+    corpus = load_corpus(mixed)
+    assert corpus.texts == ["a real text", "42"]
+    assert any("int 42 in row 2" in n for n in corpus.notes)
+    from analytics.corpus import stream_corpus
+
+    stream = stream_corpus(mixed)
+    list(stream)
+    assert any("int 42 in row 2" in n for n in stream.notes)
+
+
+def test_complex_vectors_are_refused_not_cut_to_their_real_part(tmp_path):
+    from analytics.corpus import check_vectors
+
+    with pytest.raises(CorpusError, match="complex numbers"):
+        check_vectors(np.ones((3, 4)) + 1j)
+    path = tmp_path / "complex.npy"
+    np.save(path, np.ones((3, 4), dtype=np.complex64))
+    with pytest.raises(CorpusError, match="complex numbers"):
+        load_vectors(path)

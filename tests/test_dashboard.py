@@ -130,3 +130,17 @@ def test_upload_page_lists_corpora_and_splits(app, dash_store):
         assert "news [label=Sports]" in names
         for n in ("news [label=World]", "news [label=Sports]", "news [label=evil]"):
             s.delete_corpus(n)
+
+
+def test_an_unknown_corpus_in_a_link_is_named_not_silently_replaced(dash_store, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EMBEX_STORE", str(dash_store))
+    monkeypatch.setenv("EMBEX_SAMPLE", "0")
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180)
+    at.switch_page("views/embed.py")
+    at.query_params["corpus"] = "<b>gone</b>"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    assert any("There is no corpus named" in w and "gone" in w for w in warnings), warnings

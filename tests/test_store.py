@@ -405,3 +405,14 @@ def test_stream_label_column_names_and_empty_streams(store, tmp_path):
         store.add_corpus_stream("pairs", [(["d"], [{}])])
     store.add_corpus_stream("pairs", stream_corpus(path), replace=True, label_column="label")
     assert store.corpus_info("pairs").source == "l.csv" and store.texts("pairs")[0].startswith("first")
+
+
+def test_names_are_stripped_on_lookup_as_on_write(store):
+    from conftest import make_corpus
+
+    store.add_corpus("  news  ", make_corpus(["a text", "another text"]))
+    assert [c.name for c in store.list_corpora()] == ["news"]
+    assert store.corpus_info(" news").n_docs == store.corpus_info("news ").n_docs == 2
+    assert store.texts("\tnews") == ["a text", "another text"]
+    store.delete_corpus(" news ")
+    assert store.list_corpora() == []
