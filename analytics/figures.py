@@ -1,8 +1,11 @@
 """Plotly figures for the dashboard and reports. Every chart carries a title that says what it
 shows (corpus, model, method, parameters, n), so a screenshot explains itself.
 
-User text is data: hover labels are HTML-escaped before plotly sees them (plotly renders a
-subset of HTML in hover text).
+User text is data: plotly.js renders a subset of HTML (<a href>, <b>, <i>, <br>, <span style>,
+<sub>, <sup>) in every title, axis title, legend name, annotation, tick label and hover label.
+So every piece of user text (corpus names, labels, metadata values, texts, search strings, model
+ids) reaches a figure through :func:`plotly_text` and nothing else, and the builders take raw
+text: callers never escape.
 """
 
 from __future__ import annotations
@@ -27,15 +30,27 @@ HIGHLIGHT = "#d62728"
 _LAYOUT = dict(template="plotly_white", font=dict(size=13), margin=dict(l=40, r=20, t=70, b=40))
 
 
-def hover_text(text: str, width: int = 160) -> str:
-    """A text shortened and escaped for a plotly hover label."""
+HOVER_LEN, LEGEND_LEN, AXIS_NAME_LEN, TITLE_LEN, SUBTITLE_LEN = 160, 40, 60, 120, 200
+
+
+def plotly_text(text, max_len: int | None = None) -> str:
+    """User text as plotly.js shows it literally: whitespace collapsed (plotly turns newlines into
+    spaces anyway), shortened to ``max_len`` characters with an ellipsis, then escaped once.
+
+    Shortening comes first so an entity is never cut in half (``&am``). Only ``&``, ``<`` and
+    ``>`` are escaped: plotly splits out tags first and then decodes just ``&amp; &lt; &gt;``
+    (plus a few symbols and numeric entities), so ``&quot;`` would show as those six characters.
+    """
     t = " ".join(str(text).split())
-    t = t if len(t) <= width else t[: width - 1] + "…"
-    return html.escape(t)
+    if max_len is not None and len(t) > max_len:
+        t = t[: max_len - 1] + "…"
+    return html.escape(t, quote=False)
 
 
 def _title(main: str, sub: str) -> dict:
-    return dict(text=f"{html.escape(main)}<br><sup>{html.escape(sub)}</sup>", x=0.01, xanchor="left")
+    """A title and its subtitle; the ``<br><sup>`` markup is ours, the words are the user's."""
+    text = f"{plotly_text(main, TITLE_LEN)}<br><sup>{plotly_text(sub, SUBTITLE_LEN)}</sup>"
+    return dict(text=text, x=0.01, xanchor="left")
 
 
 def map_figure(
@@ -45,7 +60,7 @@ def map_figure(
     import plotly.graph_objects as go
 
     coords = np.asarray(coords)
-    hover = [hover_text(t) for t in texts]
+    hover = [plotly_text(t, HOVER_LEN) for t in texts]
     fig = go.Figure()
     ids = np.arange(len(coords))
     if color is None:
@@ -70,13 +85,13 @@ def map_figure(
                 customdata=ids,
                 hovertext=hover,
                 hoverinfo="text",
-                name=color_name,
+                name=plotly_text(color_name, LEGEND_LEN),
                 marker=dict(
                     size=5,
                     color=color,
                     colorscale="Viridis",
                     opacity=0.8,
-                    colorbar=dict(title=html.escape(color_name)),
+                    colorbar=dict(title=plotly_text(color_name, LEGEND_LEN)),
                 ),
             )
         )
@@ -92,7 +107,7 @@ def map_figure(
                     customdata=ids[m],
                     hovertext=[hover[j] for j in np.flatnonzero(m)],
                     hoverinfo="text",
-                    name=html.escape(value)[:40],
+                    name=plotly_text(value, LEGEND_LEN),
                     marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.7),
                 )
             )
@@ -115,7 +130,7 @@ def map_figure(
         title=_title(title, subtitle),
         dragmode="lasso",
         height=620,
-        legend=dict(title=html.escape(color_name)),
+        legend=dict(title=plotly_text(color_name, LEGEND_LEN)),
         xaxis=dict(showticklabels=False),
         yaxis=dict(showticklabels=False),
     )
@@ -147,7 +162,7 @@ def shift_histogram(depths_f, depths_g, *, name_f: str, name_g: str, title: str,
             go.Histogram(
                 x=np.asarray(depths),
                 nbinsx=40,
-                name=html.escape(name)[:40],
+                name=plotly_text(name, LEGEND_LEN),
                 marker_color=c,
                 opacity=0.6,
                 histnorm="probability density",
@@ -158,7 +173,7 @@ def shift_histogram(depths_f, depths_g, *, name_f: str, name_g: str, title: str,
         barmode="overlay",
         title=_title(title, subtitle),
         height=400,
-        xaxis_title=f"depth with respect to {name_f}",
+        xaxis_title=f"depth with respect to {plotly_text(name_f, AXIS_NAME_LEN)}",
         yaxis_title="density",
     )
     return fig

@@ -1,6 +1,11 @@
 """One self-contained HTML report of a corpus (and optionally a shift test against a second):
 summary, map, depth histogram, median and most outlying texts, shift verdict. Figures are
-interactive and plotly.js is inlined, so the file opens with no network."""
+interactive and plotly.js is inlined, so the file opens with no network.
+
+User text (names, texts, labels, the model id) is escaped exactly once for where it lands: with
+``html.escape`` in this module's own HTML, and by the figure builders (``plotly_text``) in the
+figures, which therefore get it raw.
+"""
 
 from __future__ import annotations
 

@@ -119,6 +119,8 @@ def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None 
 
 
 def chart_subtitle(name: str, n: int, extra: str = "") -> str:
+    """A chart's subtitle as raw text: the figure builders escape it (analytics.figures.plotly_text),
+    so escaping it here too would show ``&amp;`` on the chart."""
     return f"corpus: {name} · model: {model_id()} · n = {n:,}" + (f" · {extra}" if extra else "")
 
 
