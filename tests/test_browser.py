@@ -80,6 +80,10 @@ def test_walk_every_page(server, corpus_file, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    # nothing but the server: no CDN font, favicon, script or tracker (a hosted instance may
+    # have no internet, and an analyst's corpus must not leak through referrers)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
     page.goto(url)
     page.get_by_role("heading", name="Embedding Explorer").wait_for(timeout=60_000)
     shot(page, "01-home")
@@ -171,3 +175,4 @@ def test_walk_every_page(server, corpus_file, browser):
     shot(page, "09-retrieval")
 
     assert dialogs == [], f"user text ran as code: {dialogs}"
+    assert outside == [], f"the pages fetched from outside the server: {outside[:5]}"
