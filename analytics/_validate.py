@@ -9,7 +9,9 @@ from .errors import EmbeddingError, ParameterError
 DISTANCES = ("cosine", "chord")
 
 
-def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
+def as_embeddings(
+    x, name: str = "X", *, min_rows: int = 1, why: str = "depth compares each text with the others"
+) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32/float64 2-D array, or raise :class:`EmbeddingError`.
 
     float32 stays float32 (a million 384-d vectors should not silently double in size);
@@ -36,10 +38,7 @@ def as_embeddings(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
     if d == 0:
         raise EmbeddingError(f"{name} has rows of length 0; embeddings need at least one dimension.")
     if n < min_rows:
-        raise EmbeddingError(
-            f"{name} has {n} row(s); at least {min_rows} are needed "
-            f"(depth compares each text with the others)."
-        )
+        raise EmbeddingError(f"{name} has {n} row(s); at least {min_rows} are needed ({why}).")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64)
     return np.ascontiguousarray(arr)

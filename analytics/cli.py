@@ -306,6 +306,7 @@ def cmd_report(args, store: Store) -> None:
     from .report import build_report
 
     map_params = _map_params(args)
+    out = _report_out(args.out, args.force)  # before the work: a wrong --out fails at once
     report = build_report(
         store,
         args.name,
@@ -315,9 +316,11 @@ def cmd_report(args, store: Store) -> None:
         permutations=args.permutations,
         map_params=map_params,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.html, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.html, encoding="utf-8")
+    except OSError as exc:  # no permission, a file where a folder should be, a full disk...
+        raise ParameterError(f"Cannot write the report to {str(out)!r}: {exc.strerror or exc}.") from None
     written = [str(out)]
     if args.png_dir:
         png_dir = Path(args.png_dir)
@@ -330,6 +333,21 @@ def cmd_report(args, store: Store) -> None:
     if report.shift is not None:
         data.update(q=report.shift.q, p=report.shift.p, p_permutation=report.shift.p_permutation)
     _emit(args, data, [f"Wrote {f}" for f in written])
+
+
+def _report_out(path: str, force: bool) -> Path:
+    """``--out`` as a path to write, or a :class:`ParameterError` when it is a folder, or a file
+    that exists and ``--force`` was not given (a report never silently replaces one)."""
+    out = Path(path)
+    if out.is_dir():
+        raise ParameterError(
+            f"--out {path!r} is a folder; give the report's file name, e.g. --out {str(out / 'report.html')!r}."
+        )
+    if out.exists() and not force:
+        raise ParameterError(
+            f"--out {path!r} already exists; pass --force to replace it, or pick another name."
+        )
+    return out
 
 
 def _map_params(args) -> dict:
@@ -529,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", parents=[common], help="write a self-contained HTML report")
     s.add_argument("name")
     s.add_argument("--compare", metavar="NAME2", help="also test whether NAME2 has shifted away from NAME")
-    s.add_argument("--out", required=True, help="FILE.html")
+    s.add_argument("--out", required=True, help="FILE.html (an existing file only with --force)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--model", default=None)
     _rule_option(s, RULES["projection"]["method"], before="the map: ")
     _map_options(s)

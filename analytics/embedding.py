@@ -46,14 +46,32 @@ def model_id_for(model: str | os.PathLike | None) -> str:
 
 
 def resolve_model_device(device: str | None = "auto") -> str:
-    """``"auto"`` -> CUDA, else Apple MPS, else CPU. Explicit names pass through."""
-    if device not in (None, "auto"):
-        return device
+    """``"auto"`` -> CUDA, else Apple MPS, else CPU. An explicit ``cuda`` (or ``cuda:N``) or
+    ``mps`` that torch cannot see here is a :class:`ModelError` that says to use auto or cpu;
+    other names pass through."""
     import torch
 
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device not in (None, "auto"):
+        name = str(device)
+        if name.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if not count:
+                raise ModelError("CUDA was asked for but torch sees no GPU here; use device auto or cpu.")
+            index = name.partition(":")[2]
+            if index.isdigit() and int(index) >= count:
+                raise ModelError(
+                    f"Device {name!r} was asked for but torch sees {count} GPU(s) here "
+                    f"(cuda:0 to cuda:{count - 1}); use one of those, auto or cpu."
+                )
+        elif name == "mps" and not mps:
+            raise ModelError(
+                "MPS (Apple GPU) was asked for but torch cannot use it here; use device auto or cpu."
+            )
+        return device
     if torch.cuda.is_available():
         return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if mps:
         return "mps"
     return "cpu"
 

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validate import as_embeddings, checked_norms
+from .errors import EmbeddingError
 from .params import RULES, check_params, defaults
+
+#: the fewest texts a map can be drawn from (UMAP and t-SNE need neighbours; PCA two axes)
+MIN_TEXTS = 3
 
 #: the methods; their parameters' ranges and defaults are the rules in :mod:`analytics.params`
 METHODS = RULES["projection"]["method"].choices
@@ -84,7 +88,7 @@ def project(
     **params,
 ) -> Projection:
     """Project the rows of X to 2D. ``progress(stage, fraction)`` hears about the slow steps."""
-    X = as_embeddings(X, "X", min_rows=3)
+    X = as_embeddings(X, "X", min_rows=MIN_TEXTS, why=f"a 2-D map needs at least {MIN_TEXTS} texts")
     X = (X / checked_norms(X, "X")[:, None]).astype(np.float32)
     params = _params(method, random_state, params)
     n = X.shape[0]
@@ -106,6 +110,8 @@ def project(
             metric=params["metric"],
             random_state=random_state,
         )
+        if fit_rows.size <= 3:  # the spectral start needs more than 3 points (scipy: k >= N)
+            kwargs["init"] = "random"
         if umap.__name__ == "umap":  # umap-learn only: cuML takes neither argument
             kwargs.update(transform_seed=random_state, n_jobs=1)
         model = umap.UMAP(**kwargs)
@@ -179,6 +185,16 @@ def _place_by_neighbours(X, fit_rows, rest, fit_coords, k: int = 10):
     return (fit_coords[hits.ids] * w[..., None]).sum(axis=1) / w.sum(axis=1, keepdims=True)
 
 
+def require_texts(name: str, n_docs: int, what: str = "a map") -> None:
+    """An :class:`EmbeddingError` that says how many texts are needed when corpus ``name``
+    holds fewer than :data:`MIN_TEXTS`."""
+    if n_docs < MIN_TEXTS:
+        raise EmbeddingError(
+            f"Corpus {name!r} has {n_docs} text{'s' * (n_docs != 1)}; {what} needs at least "
+            f"{MIN_TEXTS}. Add texts to it, or pick a larger corpus."
+        )
+
+
 def projection_key(fingerprint: str, model_id: str, method: str, params: dict, sampling: tuple) -> str:
     blob = json.dumps([fingerprint, model_id, method, params, list(sampling)], sort_keys=True)
     return "projection:" + hashlib.sha256(blob.encode()).hexdigest()
@@ -200,6 +216,7 @@ def corpus_projection(
     """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
     parameters): the second call with the same inputs reads the map instead of computing it."""
     full = _params(method, random_state, params)
+    require_texts(name, store.corpus_info(name).n_docs)
     # the device is in the key: cuML's UMAP on a GPU draws a different picture than umap-learn
     key = projection_key(
         store.corpus_fingerprint(name),

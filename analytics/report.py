@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from .depth import median_index, most_central, most_outlying, tte_depth
 from .figures import depth_histogram, map_figure, shift_histogram
-from .projection import corpus_projection
+from .projection import corpus_projection, require_texts
 from .shift import ShiftResult, shift_test
 
 
@@ -57,6 +57,7 @@ def build_report(
 
     token = secrets.token_hex(8)  # figure placeholders no user text can contain
 
+    require_texts(name, store.corpus_info(name).n_docs, "a report (its map and depths)")
     texts, metadata = store.texts(name), store.metadata(name)
     X = store.vectors(name, model_id)
     d = tte_depth(X)

@@ -3,10 +3,14 @@ keyed by the corpus fingerprint, the corpus picker, and safe display of user tex
 
 from __future__ import annotations
 
+import logging
 import re
+import secrets
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import FragmentHandledException
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from analytics import ExplorerError, Store, StoreError, tte_depth
 from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
@@ -14,12 +18,31 @@ from analytics.errors import ParameterError
 from analytics.params import Rule
 from analytics.store import default_store_path
 
+log = logging.getLogger("embex.dashboard")
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def plain(text) -> str:
     """User text made safe for widgets that render markdown (errors, captions, labels)."""
     return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def run_page(page) -> None:
+    """Run one page (``st.navigation``'s page, or any callable) so that no traceback reaches
+    the user: an :class:`ExplorerError` shows its message; anything else is a bug, logged here
+    with its traceback under a short id that the page shows instead. ``st.stop()``,
+    ``st.rerun()`` and ``st.switch_page()`` (script-control exceptions) pass through."""
+    try:
+        page.run() if hasattr(page, "run") else page()
+    except (ScriptControlException, FragmentHandledException):
+        raise
+    except ExplorerError as exc:
+        st.error(plain(exc))
+    except Exception:
+        incident = secrets.token_hex(4)
+        log.exception("Unexpected error in a dashboard page (error id %s)", incident)
+        st.error(f"Something went wrong (error id {incident}). The details are in the server log.")
 
 
 @st.cache_resource(show_spinner=False)

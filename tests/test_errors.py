@@ -85,6 +85,10 @@ ALLOWED_BROAD = {
         "raises",
         "ray.init cannot reach the cluster: ModelError",
     ),
+    ("dashboard/common.py", "except Exception:"): (
+        "logs",
+        "run_page: a bug in a page is logged with its traceback and an id; the user sees the id",
+    ),
 }
 _BROAD = {"Exception", "BaseException", "RuntimeError"}
 
@@ -163,6 +167,12 @@ def test_dashboard_pages_show_only_explorer_errors():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ExceptHandler) and "st.error" in ast.unparse(node):
+                if ("dashboard/common.py", "except Exception:") in ALLOWED_BROAD and _names(node.type) == {
+                    "Exception"
+                }:  # run_page: shows an error id, never the exception's text (test_dashboard_errors)
+                    # unbound (no ``as exc``): the exception's text cannot reach the page
+                    assert node.name is None and "log.exception" in ast.unparse(node)
+                    continue
                 assert _names(node.type) <= family, (path.name, node.lineno, ast.unparse(node.type))
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 from common import model_id, pick_corpus, plain, store, vectors_or_stop
 
-from analytics import StoreError
+from analytics import ExplorerError
 from analytics.params import RULES
 from analytics.report import build_report
 
@@ -27,7 +27,7 @@ if st.button("Build report", type="primary"):
         st.session_state["report"] = report.html
         if report.shift is not None:
             st.text(report.shift.summary())
-    except StoreError as exc:
+    except ExplorerError as exc:
         st.error(plain(exc))
 if "report" in st.session_state:
     st.download_button("Download report (HTML)", st.session_state["report"], "report.html", "text/html")

@@ -72,16 +72,20 @@ if hits is not None:
         st.session_state.setdefault("more_like_this", {})[name] = pick
         st.session_state.pop("query", None)
         st.rerun()
-    proj = corpus_projection(s, name, model_id(), "pca")
-    hits_map = map_figure(
-        proj.coords,
-        texts,
-        highlight=ids,
-        title=f"{name}: results on the map",
-        subtitle=chart_subtitle(name, len(texts), proj.describe()),
-    )
-    st.plotly_chart(hits_map, width="stretch")
-    export_controls(hits_map, f"{name}-results-map", "retrieval-export")
+    try:
+        proj = corpus_projection(s, name, model_id(), "pca")
+    except ExplorerError as exc:  # too few texts for a map: the results above still stand
+        st.warning(plain(f"No results map: {exc}"))
+    else:
+        hits_map = map_figure(
+            proj.coords,
+            texts,
+            highlight=ids,
+            title=f"{name}: results on the map",
+            subtitle=chart_subtitle(name, len(texts), proj.describe()),
+        )
+        st.plotly_chart(hits_map, width="stretch")
+        export_controls(hits_map, f"{name}-results-map", "retrieval-export")
 
 with st.expander("Evaluate with relevance judgements"):
     st.caption(
