@@ -83,7 +83,9 @@ def test_walk_every_page(server, corpus_file, browser):
     # nothing but the server: no CDN font, favicon, script or tracker (a hosted instance may
     # have no internet, and an analyst's corpus must not leak through referrers)
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
+    page.on(
+        "request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None
+    )
     page.goto(url)
     page.get_by_role("heading", name="Embedding Explorer").wait_for(timeout=60_000)
     shot(page, "01-home")
