@@ -169,6 +169,7 @@ def test_a_tiny_corpus_on_the_map_says_how_many_texts_are_needed(page, tiny_stor
     ]
 
 
+@pytest.mark.slow  # several embex processes (or UMAP's JIT): the full tier
 @pytest.mark.parametrize("method", ["umap", "pca", "tsne"])
 def test_three_texts_draw_a_map(page, tiny_store, method):
     at = page(tiny_store, "views/map.py", corpus="n3")
@@ -268,6 +269,7 @@ def _one_line_error(proc, message: str):
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # several embex processes (or UMAP's JIT): the full tier
 def test_report_out_a_folder_or_an_existing_file_is_refused(tiny_store, tmp_path):
     import shutil
 
@@ -291,6 +293,7 @@ def test_report_out_a_folder_or_an_existing_file_is_refused(tiny_store, tmp_path
     assert not (tmp_path / "new.html").exists()
 
 
+@pytest.mark.slow  # several embex processes (or UMAP's JIT): the full tier
 def test_embed_on_a_device_this_machine_lacks_is_one_line(tmp_path):
     import torch
 

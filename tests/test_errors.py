@@ -220,6 +220,7 @@ def test_an_internal_error_in_a_command_surfaces_with_its_traceback(tmp_path, bu
     assert (tmp_path / "s.duckdb").exists()
 
 
+@pytest.mark.slow  # several embex processes (or UMAP's JIT): the full tier
 def test_user_errors_are_one_line_without_a_traceback(tmp_path):
     store = str(tmp_path / "s.duckdb")
     (tmp_path / "c.csv").write_text("text\nalpha beta\ngamma delta\nepsilon zeta\n", encoding="utf-8")
