@@ -9,13 +9,14 @@ transactions, one writer at a time; each thread reads through its own cursor.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +28,19 @@ from .errors import StoreError
 SCHEMA_VERSION = 4
 _MAX_NAME = 200
 _MAX_DIM = 65536
+#: the quick scan on open reads every vector table whole up to this many floats (~256 MB, a
+#: fraction of a second), and only its first rows beyond; ``Store.check()`` reads everything
+_QUICK_SCAN_FLOATS = 64_000_000
+#: words in a DuckDB error that mean the file itself is bad (checksums, short reads, garbage)
+_DAMAGE_MARKERS = (
+    "corrupt",
+    "checksum",
+    "could not read",
+    "not a valid duckdb",
+    "serializ",
+    "internal error",
+    "invalid block",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,29 @@ class CorpusInfo:
     text_column: str | None
     created: datetime
     label_column: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """What :meth:`Store.check` found: rows per table (None where they could not be counted),
+    one line per problem, and notes that are not problems (orphan vectors)."""
+
+    path: str
+    ok: bool
+    rows: dict[str, int | None] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tables_checked(self) -> int:
+        return len(self.rows)
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the file is damaged (rather than a query being wrong)."""
+    import duckdb
+
+    return isinstance(exc, duckdb.Error) and any(m in str(exc).lower() for m in _DAMAGE_MARKERS)
 
 
 def _lookup_name(name):
@@ -165,27 +202,193 @@ class Store:
         *,
         read_only: bool = False,
         migrate_to: int = SCHEMA_VERSION,
+        on_damage: str = "raise",
     ):
+        """Open (or create) the store. ``read_only`` opens an existing file without writing to
+        it. On open a quick integrity scan reads the store's tables (DuckDB verifies each
+        block's checksum as it reads it); a damaged file raises :class:`StoreError`, or with
+        ``on_damage="allow"`` opens with every write refused, so what still reads can be read
+        (``embex check`` opens it so)."""
         import duckdb
 
+        if on_damage not in ("raise", "allow"):
+            raise StoreError(f"on_damage must be 'raise' or 'allow', not {on_damage!r}.")
         self.path = Path(path) if path is not None else default_store_path()
+        self.read_only = read_only
+        self._damage: str | None = None
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if read_only and not self.path.exists():
+                raise StoreError(f"There is no store at {self.path} yet (ingest a corpus to create one).")
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
-                raise StoreError(
-                    f"The store {self.path} is open in another process (the dashboard, or another "
-                    "embex command). Stop it, or use a different --store file."
-                ) from None
-            raise StoreError(
-                f"{self.path} is not a store this program can open ({exc}). Point --store or "
-                "EMBEX_STORE at a new file name to start a fresh store."
-            ) from None
+            raise StoreError(self._open_failure(exc)) from None
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        problems = self._scan(quick=True)
+        if problems:
+            self._damage = problems[0]
+            if on_damage == "raise":
+                self._con.close()
+                raise StoreError(self._damage_message())
+            return  # no migration: nothing is written to a damaged file
+        if read_only and self.schema_version() < migrate_to:
+            version = self.schema_version()
+            self._con.close()
+            raise StoreError(
+                f"The store {self.path} is in an older format (schema {version}; this version "
+                f"uses {migrate_to}) and must be upgraded before it can be read, which needs "
+                "a writable open: run any writing command on it once (embex gc) or open it "
+                "with the dashboard. The file was not changed."
+            )
         self._migrate(migrate_to)
+
+    def _open_failure(self, exc) -> str:
+        """What to say when DuckDB cannot open the file: what happened, never 'start over'."""
+        text = str(exc)
+        low = text.lower()
+        if "lock" in low:
+            return (
+                f"The store {self.path} is open in another process (the dashboard, or another "
+                "embex command). Stop it, or use a different --store file."
+            )
+        if "permission denied" in low or "read-only file system" in low:
+            how = "read" if self.read_only else "open for writing"
+            return (
+                f"The store {self.path} cannot be {how} here: {text}. Check the file's "
+                "permissions (read-only commands such as list and check only need to read "
+                "it), or copy it somewhere writable. The file was not changed."
+            )
+        if "is a directory" in low:
+            return f"{self.path} is a directory, not a store file; point --store or EMBEX_STORE at the file."
+        if "not a valid duckdb" in low or _is_damage(exc):
+            return (
+                f"{self.path} cannot be opened as a store: it is not a DuckDB file, or its "
+                f"header is damaged ({text}). If it is your store, restore it from a backup; "
+                "if not, point --store or EMBEX_STORE at your store file. The file was not changed."
+            )
+        return (
+            f"The store {self.path} could not be opened ({text}). The file was not changed; "
+            "check that it is a store file and that it can be read."
+        )
+
+    def _damage_message(self) -> str:
+        return (
+            f"The store file {self.path} is damaged ({self._damage}). Restore it from a backup; "
+            f"`embex check --store {self.path}` lists what can still be read. Nothing was written "
+            "to it: the file was not changed."
+        )
+
+    def _mark_damaged(self, exc) -> StoreError:
+        if self._damage is None:
+            self._damage = f"reads failed: {exc}"
+        return StoreError(self._damage_message())
+
+    @property
+    def damaged(self) -> str | None:
+        """What the integrity scan (or a later read) found wrong with the file, or None."""
+        return self._damage
+
+    def _tables(self, cur) -> list[tuple[str, list[tuple[str, str]]]]:
+        """(table, [(column, type)]) of every table in the store."""
+        rows = cur.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "ORDER BY table_name, column_index"
+        ).fetchall()
+        out: dict[str, list] = {}
+        for t, c, typ in rows:
+            if not (t.isidentifier() and t.isascii() and c.isidentifier() and c.isascii()):
+                raise StoreError(f"Unexpected table or column name {t!r}.{c!r} in the store.")
+            out.setdefault(t, []).append((c, typ))
+        return list(out.items())
+
+    def _scan(self, quick: bool, report: CheckReport | None = None) -> list[str]:
+        """Read the store's tables so DuckDB verifies their blocks; one line per failure.
+        Quick: metadata tables whole, vector tables whole up to ``_QUICK_SCAN_FLOATS`` floats
+        and their first rows beyond. Full: every column of every table, separately, so the
+        report says which still read."""
+        import duckdb
+
+        cur = self._con.cursor()
+        problems: list[str] = []
+        try:
+            tables = self._tables(cur)
+        except duckdb.Error as exc:
+            return [f"the list of tables could not be read: {exc}"]
+        for table, columns in tables:
+            try:
+                n = int(cur.execute('SELECT count(*) FROM "' + table + '"').fetchall()[0][0])
+            except duckdb.Error as exc:
+                problems.append(f"table {table}: its rows could not be counted: {exc}")
+                if report is not None:
+                    report.rows[table] = None
+                continue
+            if report is not None:
+                report.rows[table] = n
+            limit = ""
+            if quick and table.startswith("embeddings_"):
+                dim = int(table.split("_", 1)[1]) if table.split("_", 1)[1].isdigit() else 1
+                if n * dim > _QUICK_SCAN_FLOATS:
+                    limit = " LIMIT " + str(max(1, _QUICK_SCAN_FLOATS // dim))
+            groups = [columns] if quick else [[c] for c in columns]
+            for group in groups:
+                exprs = ", ".join('sum(hash("' + c + '"))' for c, _ in group)
+                names = ", ".join('"' + c + '"' for c, _ in group)
+                try:
+                    cur.execute(
+                        "SELECT " + exprs + " FROM (SELECT " + names + ' FROM "' + table + '"' + limit + ")"
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    what = "table " + table if quick else "column " + table + "." + group[0][0]
+                    problems.append(f"{what} could not be read: {exc}")
+                    if quick:
+                        break
+            if quick and problems:
+                break
+        return problems
+
+    def check(self) -> CheckReport:
+        """Read every column of every table whole (DuckDB verifies every block's checksum) and
+        check that each corpus holds the documents it says; nothing is written."""
+        import duckdb
+
+        report = CheckReport(path=str(self.path), ok=True)
+        report.problems = self._scan(quick=False, report=report)
+        cur = self._con.cursor()
+        try:
+            bad = cur.execute(
+                "SELECT c.name, c.n_docs, count(d.position) FROM corpora c LEFT JOIN documents d "
+                "ON d.corpus_id = c.corpus_id GROUP BY c.name, c.n_docs HAVING count(d.position) <> c.n_docs"
+            ).fetchall()
+            for name, n_docs, found in bad:
+                report.problems.append(f"corpus {name!r} should hold {n_docs:,} documents; {found:,} found")
+        except duckdb.Error:
+            pass  # the tables' own problems are reported above
+        try:
+            orphans = self._orphan_vectors(cur)
+            if orphans:
+                report.notes.append(
+                    f"{orphans:,} cached vector(s) belong to no corpus (embex gc removes them)"
+                )
+        except duckdb.Error:
+            pass
+        report.ok = not report.problems
+        if report.problems and self._damage is None:
+            self._damage = report.problems[0]
+        return report
+
+    def _orphan_vectors(self, cur) -> int:
+        n = 0
+        for (dim,) in cur.execute("SELECT DISTINCT dim FROM models").fetchall():
+            n += _one(
+                cur,
+                "SELECT count(*) FROM " + _vector_table(dim) + " e WHERE NOT EXISTS "
+                "(SELECT 1 FROM documents d WHERE d.text_hash = e.text_hash)",
+            )[0]
+        return int(n)
 
     # -- connection plumbing --------------------------------------------------------------------
 
@@ -198,6 +401,10 @@ class Store:
     @contextmanager
     def transaction(self):
         """One writer at a time; everything inside commits together or not at all."""
+        if self._damage is not None:
+            raise StoreError(self._damage_message())
+        if self.read_only:
+            raise StoreError(f"The store {self.path} is open read-only here; nothing was written.")
         with self._write_lock:
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
@@ -662,6 +869,9 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def put_result(self, key: str, kind: str, payload: bytes) -> None:
+        """Cache a result; a store open read-only (or damaged) skips it: it is only a cache."""
+        if self.read_only or self._damage is not None:
+            return
         with self.transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO results (key, kind, payload) VALUES (?, ?, ?)", [key, kind, payload]
@@ -683,3 +893,31 @@ class Store:
             rows = cur.execute('SELECT md5(CAST(x AS VARCHAR)) FROM "' + t + '" x').fetchall()
             out[t] = hashlib.sha256("".join(sorted(r[0] for r in rows)).encode()).hexdigest()
         return out
+
+
+def _guarded(method):
+    """A DuckDB error that says the file is damaged becomes a StoreError that says so (and
+    every later write is refused); any other error passes as it was."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        import duckdb
+
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.Error as exc:
+            if not _is_damage(exc):
+                raise
+            raise self._mark_damaged(exc) from None
+
+    return wrapper
+
+
+for _name in (
+    "schema_version add_corpus add_corpus_stream corpus_info list_corpora texts metadata "
+    "delete_corpus rename_corpus model_dim model_ids register_model missing_texts put_vectors "
+    "put_vectors_from_parquet embedded_count vectors prune_vectors corpus_fingerprint get_result "
+    "put_result digest"
+).split():
+    setattr(Store, _name, _guarded(getattr(Store, _name)))
+del _name

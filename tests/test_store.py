@@ -65,8 +65,9 @@ def test_store_from_a_newer_version_is_refused_untouched(tmp_path):
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     path = tmp_path / "notes.duckdb"
     path.write_text("these are my notes, not a database")
-    with pytest.raises(StoreError, match="not a store this program can open"):
+    with pytest.raises(StoreError, match="cannot be opened as a store") as err:
         Store(path)
+    assert "fresh" not in str(err.value)
     assert path.read_text() == "these are my notes, not a database"
 
 
