@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,22 @@ from .errors import CorpusError, ParameterError
 DEFAULT_MAX_BYTES = 200 * 2**20
 #: rows per chunk when a file is streamed: bounds the Python objects alive at any time
 DEFAULT_CHUNK_ROWS = 100_000
+#: refuse in-memory inputs with more rows than this (max_rows=, None: no limit); streamed files
+#: have no row limit unless the caller gives one
+DEFAULT_MAX_ROWS = 5_000_000
+#: refuse a value (a text, or a metadata cell) longer than this many characters, with its row
+#: number, in every reader (max_text_chars=, None: no limit). A longer text is refused rather
+#: than cut: embedding models read a few thousand tokens at most, and a cut the user did not ask
+#: for would change what is embedded without a word
+DEFAULT_MAX_TEXT_CHARS = 1_000_000
+#: refuse in-memory inputs whose data, decompressed, exceed this (max_decompressed_bytes=,
+#: None: no limit): a few hundred KB of dictionary-encoded, compressed Parquet can hold GBs.
+#: Parquet is checked from its metadata before any column is read, then batch by batch before
+#: a batch is decoded; text formats count their decoded characters while parsed
+DEFAULT_MAX_DECOMPRESSED_BYTES = 1 * 2**30
+#: a streamed chunk (and a decoded Parquet batch) ends once its values hold this many
+#: characters (bytes for Parquet), whatever chunk_rows says: long texts do not multiply memory
+_CHUNK_CHARS = 32 * 2**20
 #: the rows that text-column inference looks at (names and string lengths)
 _SAMPLE_ROWS = 500
 #: a stream remembers this many skipped row numbers (it counts them all)
@@ -113,6 +129,9 @@ def load_corpus(
     encoding: str = "utf-8",
     max_bytes: int = DEFAULT_MAX_BYTES,
     empty: str = "skip",
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+    max_decompressed_bytes: int | None = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> Corpus:
     """Read a corpus from a path, or from bytes (an upload) with ``format`` or ``name`` given.
 
@@ -123,6 +142,10 @@ def load_corpus(
     max_bytes : larger inputs are refused before they are parsed: the whole input is held in
         memory, several times over while parsed. Files too large for that: :func:`stream_corpus`.
     empty : ``"skip"`` drops empty or whitespace-only texts and reports them; ``"error"`` refuses.
+    max_rows, max_text_chars, max_decompressed_bytes : an input over one of these limits is
+        refused with :class:`CorpusError` naming the limit, while it is read (Parquet: from its
+        metadata, before any column is read), never after it sits in memory whole. ``None``
+        lifts a limit. ``max_text_chars`` applies to every value, text or metadata.
     """
     if empty not in ("skip", "error"):
         raise ParameterError(f"empty must be 'skip' or 'error', got {empty!r}.")
@@ -145,23 +168,124 @@ def load_corpus(
     if not data.strip():
         raise CorpusError(f"{label} is empty (0 bytes or only whitespace); there is nothing to load.")
 
-    if fmt == "parquet":
-        columns, rows = _read_parquet(data, label)
-    else:
-        text = _decode(data, encoding, label)
-        columns, row_iter = _text_rows(fmt, io.StringIO(text, newline=""), label)
-        rows = list(row_iter)
-        if columns is None:  # JSONL: the columns are the keys the rows have
-            columns = _keys(rows if text_column is not None else rows[:_SAMPLE_ROWS])
-    if not rows:
-        raise CorpusError(f"{label} has a header but no rows; add at least one document.")
+    limits = _Limits(label, max_rows, max_text_chars, max_decompressed_bytes, len(data))
+    try:
+        if fmt == "parquet":
+            import pyarrow as pa
 
+            with _parquet_rows(pa.BufferReader(data), label, limits) as (columns, rows, _, _):
+                return _corpus_of(columns, limits.guard(rows), text_column, label, empty)
+        _check_text_head(data, encoding, label)
+        # decoded as parsed, never whole: the input is held once, as bytes
+        lines = io.TextIOWrapper(io.BytesIO(data), encoding=_codec(encoding), newline="")
+        columns, rows = _text_rows(fmt, limits.counting(lines), label)
+        return _corpus_of(columns, limits.guard(rows), text_column, label, empty)
+    except UnicodeDecodeError:
+        raise _decode_error_in(data, encoding, label) from None
+
+
+def _corpus_of(columns, rows, text_column, label, empty) -> Corpus:
+    """The corpus of ``rows`` (an iterator, consumed once): the text column is chosen from the
+    first rows, exactly as a stream chooses it."""
+    sample = list(islice(rows, _SAMPLE_ROWS))
+    if not sample:
+        raise CorpusError(f"{label} has a header but no rows; add at least one document.")
+    seen = None
+    if columns is None:  # JSONL: the columns are the keys the rows have
+        columns = _keys(sample)
+        if text_column is not None and text_column not in columns:
+            seen = dict.fromkeys(columns)  # checked once every row's keys are known
+            rows = _noting_keys(rows, seen)
+            columns = [*columns, text_column]
     notes: list[str] = []
-    col = _choose_text_column(columns, rows[:_SAMPLE_ROWS], text_column, label, notes)
+    col = _choose_text_column(columns, sample, text_column, label, notes)
     picker = _TextPicker(col, label, empty, explicit=text_column is not None)
-    texts, metadata = picker.take(rows)
+    texts, metadata = picker.take(chain(sample, rows))
+    if seen is not None and col not in seen:
+        _choose_text_column(list(seen), [], col, label, [])  # raises
     notes += picker.finish()
     return Corpus(texts, metadata, col, label, picker.skipped_rows, notes)
+
+
+class _Limits:
+    """The limits of one read, checked as rows are parsed; the refusal names the limit, the
+    file's value and the keyword (and flag) that raises it."""
+
+    def __init__(self, label, max_rows=None, max_text_chars=None, max_decompressed_bytes=None, size=None):
+        for key, v in (
+            ("max_rows", max_rows),
+            ("max_text_chars", max_text_chars),
+            ("max_decompressed_bytes", max_decompressed_bytes),
+        ):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ParameterError(f"{key} must be a positive integer or None, got {v!r}.")
+        self.label, self.size = label, size
+        self.max_rows, self.max_text_chars, self.max_bytes = max_rows, max_text_chars, max_decompressed_bytes
+        self.chars = 0  # characters of the values seen so far (a stream's chunks use it)
+
+    def too_many_rows(self, n: int, exact: bool = False) -> CorpusError:
+        has = f"has {n:,} rows" if exact else f"has more than {self.max_rows:,} rows"
+        return CorpusError(
+            f"{self.label} {has}, over the limit of {self.max_rows:,} rows (max_rows=, --max-rows). "
+            "Split it, or raise the limit if this machine has the memory."
+        )
+
+    def too_long(self, row: int, column, n: int) -> CorpusError:
+        return CorpusError(
+            f"{self.label}, row {row:,}: the value in column {column!r} has {n:,} characters, over "
+            f"the limit of {self.max_text_chars:,} characters per text (max_text_chars=, "
+            "--max-text-chars). Shorten or split it, or raise the limit."
+        )
+
+    def too_big(self, n: int, exact: bool = False) -> CorpusError:
+        disk = f" from {self.size / 2**20:,.2f} MiB on disk" if self.size is not None else ""
+        has = f"{n / 2**20:,.0f} MiB" if exact else f"more than {n / 2**20:,.0f} MiB"
+        return CorpusError(
+            f"{self.label} decompresses to {has} of data{disk}, over the limit of "
+            f"{self.max_bytes / 2**20:,.0f} MiB (max_decompressed_bytes=). Split it, or raise the "
+            "limit if this machine has the memory."
+        )
+
+    def guard(self, rows: Iterable[dict]) -> Iterator[dict]:
+        """``rows``, refused at the first row over max_rows or value over max_text_chars."""
+        max_rows, max_chars = self.max_rows, self.max_text_chars
+        n = 0
+        for row in rows:
+            n += 1
+            if max_rows is not None and n > max_rows:
+                raise self.too_many_rows(n)
+            chars = 0
+            for k, v in row.items():
+                if type(v) is str:
+                    chars += len(v)
+                    if max_chars is not None and len(v) > max_chars:
+                        raise self.too_long(n, k, len(v))
+            self.chars += chars
+            yield row
+
+    def counting(self, lines: Iterable[str]) -> Iterable[str]:
+        """``lines``, refused once their characters (the decompressed text) pass max_decompressed_bytes."""
+        if self.max_bytes is None:
+            return lines
+
+        def counted():
+            total, limit = 0, self.max_bytes
+            for line in lines:
+                total += len(line)
+                if total > limit:
+                    raise self.too_big(limit)
+                yield line
+
+        return counted()
+
+    def check_parquet(self, metadata) -> None:
+        """Refuse from the file's metadata alone: rows, and the uncompressed size of its pages."""
+        if self.max_rows is not None and metadata.num_rows > self.max_rows:
+            raise self.too_many_rows(metadata.num_rows, exact=True)
+        if self.max_bytes is not None:
+            size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            if size > self.max_bytes:
+                raise self.too_big(size, exact=True)
 
 
 class _TextPicker:
@@ -283,16 +407,6 @@ def _undecodable(label: str, encoding: str, byte: int, line: int) -> CorpusError
     )
 
 
-def _decode(data: bytes, encoding: str, label: str) -> str:
-    _check_text_head(data, encoding, label)
-    codec = _codec(encoding)
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise _undecodable(label, encoding, data[exc.start], line) from None
-
-
 def _text_rows(fmt: str, lines: Iterable[str], label: str):
     """``(columns, rows)`` of a text format read from ``lines`` (a text file opened with
     ``newline=""``, or a StringIO over the decoded text): the header's columns (None for JSONL,
@@ -379,17 +493,112 @@ def _jsonl_rows(lines: Iterable[str], label: str) -> Iterator[dict]:
         yield obj
 
 
-def _read_parquet(data: bytes, label: str) -> tuple[list[str], list[dict]]:
+@contextmanager
+def _parquet_rows(source, label: str, limits: _Limits, batch_rows: int = 8192):
+    """Open Parquet ``source`` (a path or a pyarrow buffer reader); yield ``(columns, rows,
+    rows_read(), num_rows)``; close it. The limits are checked from the metadata before any column is
+    read, then on each batch while it is still dictionary-encoded, before it is decoded: a
+    few KB of repeated dictionary entries cannot become GBs of Python strings. A batch is
+    decoded a slice of at most ~32 MiB at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def unreadable(exc):
+        return CorpusError(f"{label} could not be read as Parquet ({exc}). Is it really a .parquet file?")
+
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        schema = pq.read_schema(source)
+        # string columns are read as dictionaries, so their decoded size is known before decoding
+        strings = [
+            f.name
+            for f in schema
+            if pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type)
+            or pa.types.is_large_binary(f.type)
+        ]
+        # pre_buffer=False: with it, pyarrow keeps every row group read until closed
+        pf = pq.ParquetFile(source, pre_buffer=False, read_dictionary=strings)
     except (pa.ArrowException, OSError) as exc:
-        raise CorpusError(
-            f"{label} could not be read as Parquet ({exc}). Is it really a .parquet file?"
-        ) from None
-    return table.column_names, table.to_pylist()
+        raise unreadable(exc) from None
+    limits.check_parquet(pf.metadata)
+    done = [0]
+
+    def rows():
+        total = 0
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows):
+                sizes = _checked_batch(batch, limits, done[0])
+                total += int(sizes.sum())
+                if limits.max_bytes is not None and total > limits.max_bytes:
+                    raise limits.too_big(limits.max_bytes)
+                start, ends = 0, _slice_ends(sizes)
+                for end in ends:
+                    yield from _decoded(batch.slice(start, end - start)).to_pylist()
+                    start = end
+                done[0] += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(exc) from None
+
+    try:
+        yield schema.names, rows(), lambda: done[0], pf.metadata.num_rows
+    finally:
+        pf.close()
+
+
+def _checked_batch(batch, limits: _Limits, offset: int) -> np.ndarray:
+    """The decoded bytes of each row of ``batch`` (rows ``offset + 1`` on), refusing a value over
+    max_text_chars, both computed on the dictionaries, not on decoded values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sizes = np.zeros(batch.num_rows, dtype=np.int64)
+    for name, col in zip(batch.schema.names, batch.columns):
+        if pa.types.is_dictionary(col.type) and (
+            pa.types.is_string(col.type.value_type) or pa.types.is_large_string(col.type.value_type)
+        ):
+            lengths = pc.binary_length(col.dictionary).take(col.indices).fill_null(0).to_numpy()
+            sizes += lengths + 8
+            if limits.max_text_chars is not None and len(lengths) and lengths.max() > limits.max_text_chars:
+                chars = pc.utf8_length(col.dictionary).take(col.indices).fill_null(0).to_numpy()
+                over = np.flatnonzero(chars > limits.max_text_chars)
+                if over.size:
+                    i = int(over[0])
+                    raise limits.too_long(offset + i + 1, name, int(chars[i]))
+        elif pa.types.is_dictionary(col.type):
+            sizes += pc.binary_length(col.dictionary).take(col.indices).fill_null(0).to_numpy() + 8
+        elif batch.num_rows:
+            sizes += -(-col.nbytes // batch.num_rows)
+    return sizes
+
+
+def _slice_ends(sizes: np.ndarray) -> list[int]:
+    """Where to cut a batch whose rows decode to ``sizes`` bytes so each slice holds ~_CHUNK_CHARS."""
+    if not len(sizes):
+        return []
+    cum = np.cumsum(sizes)
+    ends = np.searchsorted(cum, np.arange(_CHUNK_CHARS, int(cum[-1]), _CHUNK_CHARS), side="right")
+    return sorted({max(int(e), 1) for e in ends} | {len(sizes)})
+
+
+def _decoded(batch):
+    """``batch`` with its dictionary columns decoded back to their value type."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
+        return batch
+    cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def _decode_error_in(data: bytes, encoding: str, label: str) -> CorpusError:
+    """Where the first undecodable byte of ``data`` is (only on this error path)."""
+    try:
+        data.decode(_codec(encoding))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return _undecodable(label, encoding, data[exc.start], line)
+    return CorpusError(f"{label} is not valid {encoding}. Re-save the file as UTF-8, or pass its encoding.")
 
 
 def _choose_text_column(columns, rows, text_column, label, notes) -> str:
@@ -462,6 +671,9 @@ class CorpusStream:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         empty: str = "skip",
         max_bytes: int | None = None,
+        max_rows: int | None = None,
+        max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+        max_decompressed_bytes: int | None = None,
     ):
         if empty not in ("skip", "error"):
             raise ParameterError(f"empty must be 'skip' or 'error', got {empty!r}.")
@@ -478,12 +690,14 @@ class CorpusStream:
         self.total_bytes = self.path.stat().st_size
         if max_bytes is not None:
             _check_size(self.total_bytes, max_bytes, self.source)
+        self._limits = (max_rows, max_text_chars, max_decompressed_bytes)
+        _Limits(self.source, *self._limits)  # checks the values
         self.total_rows: int | None = None  # known up front for Parquet only
         self._check_content()
         if self.format != "parquet":
             _codec(encoding)
 
-        with self._reading() as (columns, rows, _):
+        with self._reading() as (columns, rows, _, _):
             sample = list(islice(rows, _SAMPLE_ROWS))
             whole = next(rows, None) is None
         if not sample:
@@ -531,47 +745,27 @@ class CorpusStream:
 
     @contextmanager
     def _reading(self):
-        """Open the file; yield ``(columns or None, rows, bytes_read())``; close it. Decode and
-        Parquet errors become :class:`CorpusError`."""
+        """Open the file; yield ``(columns or None, rows, bytes_read(), limits)``; close it. Decode
+        and Parquet errors become :class:`CorpusError`; the limits are checked as rows are read."""
+        limits = _Limits(self.source, *self._limits, size=self.total_bytes)
         if self.format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            with _parquet_rows(self.path, self.source, limits, min(self.chunk_rows, 8192)) as (
+                columns,
+                rows,
+                rows_read,
+                total,
+            ):
+                self.total_rows = total
 
-            def unreadable(exc):
-                return CorpusError(
-                    f"{self.source} could not be read as Parquet ({exc}). Is it really a .parquet file?"
-                )
+                def bytes_read():
+                    return round(self.total_bytes * rows_read() / total) if total else self.total_bytes
 
-            try:
-                # pre_buffer=False: with it, pyarrow keeps every row group read until closed
-                pf = pq.ParquetFile(self.path, pre_buffer=False)
-            except (pa.ArrowException, OSError) as exc:
-                raise unreadable(exc) from None
-            self.total_rows = total = pf.metadata.num_rows
-            done = [0]
-
-            def rows():
-                try:
-                    # small batches: the rows of one batch are Python objects beside the chunk's
-                    for batch in pf.iter_batches(batch_size=min(self.chunk_rows, 8192)):
-                        done[0] += batch.num_rows
-                        yield from batch.to_pylist()
-                except (pa.ArrowException, OSError) as exc:
-                    raise unreadable(exc) from None
-
-            try:
-                yield (
-                    pf.schema_arrow.names,
-                    rows(),
-                    lambda: round(self.total_bytes * done[0] / total) if total else self.total_bytes,
-                )
-            finally:
-                pf.close()
+                yield columns, limits.guard(rows), bytes_read, limits
             return
         try:
             with open(self.path, encoding=_codec(self.encoding), newline="") as f:
-                columns, rows = _text_rows(self.format, f, self.source)
-                yield columns, rows, f.buffer.tell
+                columns, rows = _text_rows(self.format, limits.counting(f), self.source)
+                yield columns, limits.guard(rows), f.buffer.tell, limits
         except UnicodeDecodeError:
             raise self._decode_error() from None
 
@@ -603,12 +797,12 @@ class CorpusStream:
         )
         seen: dict[str, None] = {}
         self.n_rows = self.n_docs = 0
-        with self._reading() as (_, rows, bytes_read):
+        with self._reading() as (_, rows, bytes_read, limits):
             if self._columns_at_end:
                 rows = _noting_keys(rows, seen)
             while True:
                 before = picker.n_rows
-                texts, metadata = picker.take(islice(rows, self.chunk_rows))
+                texts, metadata = picker.take(_chunk(rows, self.chunk_rows, limits))
                 if picker.n_rows == before:
                     break
                 self.n_rows, self.n_docs = picker.n_rows, self.n_docs + len(texts)
@@ -619,6 +813,19 @@ class CorpusStream:
             _choose_text_column(list(seen), [], self.text_column, self.source, [])  # raises
         self.n_skipped, self.skipped_rows = picker.n_skipped, picker.skipped_rows
         self.notes = [*self._initial_notes, *picker.finish()]
+
+
+def _chunk(rows: Iterator[dict], n: int, limits: _Limits) -> Iterator[dict]:
+    """The next ``n`` rows, or fewer once their values hold _CHUNK_CHARS characters (checked
+    before a row is pulled, so none is lost)."""
+    start = limits.chars
+    for _ in range(n):
+        if limits.chars - start >= _CHUNK_CHARS:
+            return
+        row = next(rows, None)
+        if row is None:
+            return
+        yield row
 
 
 def _noting_keys(rows: Iterable[dict], seen: dict) -> Iterator[dict]:
@@ -637,10 +844,16 @@ def stream_corpus(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     empty: str = "skip",
     max_bytes: int | None = None,
+    max_rows: int | None = None,
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+    max_decompressed_bytes: int | None = None,
 ) -> CorpusStream:
     """A corpus file on disk, read in chunks of ``chunk_rows`` rows: CSV and TSV (quoted fields
     may span lines), JSONL and .txt line by line, Parquet batch by batch. Memory holds one chunk
-    at a time, so no size limit is needed (``max_bytes`` sets one if a caller wants a guard).
+    at a time, so no size limit is needed (``max_bytes`` sets one if a caller wants a guard), and
+    no row or decompressed-size limit unless given (``max_rows``, ``max_decompressed_bytes``);
+    ``max_text_chars`` (1,000,000 by default) refuses an overlong value with its row number, as
+    :func:`load_corpus` does. A chunk also ends once its values hold ~32M characters.
     Same parameters, inference, checks and messages as :func:`load_corpus`; pass the result to
     ``Store.add_corpus_stream``.
 
@@ -656,6 +869,9 @@ def stream_corpus(
         chunk_rows=chunk_rows,
         empty=empty,
         max_bytes=max_bytes,
+        max_rows=max_rows,
+        max_text_chars=max_text_chars,
+        max_decompressed_bytes=max_decompressed_bytes,
     )
 
 

@@ -374,3 +374,123 @@ def test_complex_vectors_are_refused_not_cut_to_their_real_part(tmp_path):
     np.save(path, np.ones((3, 4), dtype=np.complex64))
     with pytest.raises(CorpusError, match="complex numbers"):
         load_vectors(path)
+
+
+# --- limits: decompression bombs, overlong texts, too many rows ---------------------------------
+# The hostile files are generated here (a few hundred KB at most on disk), never committed.
+
+from analytics import corpus as corpus_module  # noqa: E402
+
+
+def parquet_bomb(path, n_rows, text_chars=100, columns=("text",)):
+    """``n_rows`` copies of one text, dictionary-encoded and zstd-compressed: a tiny file."""
+    indices = pa.array(np.zeros(n_rows, dtype=np.int32))
+    col = pa.DictionaryArray.from_arrays(indices, pa.array(["x" * text_chars]))
+    table = pa.table({c: col for c in columns})
+    pq.write_table(table, path, use_dictionary=True, compression="zstd")
+    return path
+
+
+def both_refuse(path, **limits):
+    """The messages of load_corpus and stream_corpus (iterated) on ``path``: they must agree."""
+    with pytest.raises(CorpusError) as loaded:
+        load_corpus(path, **limits)
+    with pytest.raises(CorpusError) as streamed:
+        for _ in stream_corpus(path, **limits):
+            pass
+    assert str(loaded.value) == str(streamed.value)
+    return str(loaded.value)
+
+
+def test_parquet_bomb_refused_from_its_metadata(tmp_path):
+    path = parquet_bomb(tmp_path / "bomb.parquet", 6_000_000)
+    assert path.stat().st_size < 200_000  # 6M rows in a few KB
+    with pytest.raises(CorpusError, match=r"has 6,000,000 rows, over the limit of 5,000,000 rows") as e:
+        load_corpus(path.read_bytes(), name="bomb.parquet")  # the default limit of uploads
+    assert "max_rows=" in str(e.value) and "--max-rows" in str(e.value)
+    message = both_refuse(path, max_rows=1000)
+    assert "has 6,000,000 rows, over the limit of 1,000 rows" in message
+
+
+def test_dictionary_bomb_refused_before_its_batches_are_decoded(tmp_path, monkeypatch):
+    # 20,000 rows of one 10,000-character text: 200 MB decoded from a few KB; the metadata's
+    # uncompressed size is small (the pages hold the dictionary once), so batches are checked
+    path = parquet_bomb(tmp_path / "bomb.parquet", 20_000, text_chars=10_000)
+    assert path.stat().st_size < 100_000
+    decoded = []
+    real = corpus_module._decoded
+    monkeypatch.setattr(corpus_module, "_decoded", lambda b: decoded.append(b.num_rows) or real(b))
+    message = both_refuse(path, max_decompressed_bytes=10 * 2**20)
+    assert "decompresses to more than 10 MiB" in message and "max_decompressed_bytes=" in message
+    assert sum(decoded) < 2 * 8192 * 2  # the first batch at most, in each reader
+    assert len(load_corpus(path, max_decompressed_bytes=None)) == 20_000  # raised: it loads
+
+
+def test_overlong_text_refused_with_its_row_in_every_format(tmp_path):
+    big = "y" * 20_000_000
+    path = tmp_path / "cell.csv"
+    path.write_text(f"text,label\nshort,a\nalso short,b\n{big},c\nlast,d\n", encoding="utf-8")
+    message = both_refuse(path)
+    assert message == (
+        "cell.csv, row 3: the value in column 'text' has 20,000,000 characters, over the limit of "
+        "1,000,000 characters per text (max_text_chars=, --max-text-chars). Shorten or split it, "
+        "or raise the limit."
+    )
+    c = load_corpus(path, max_text_chars=None)
+    assert len(c.texts[2]) == 20_000_000
+    assert sum(len(ch.texts) for ch in stream_corpus(path, max_text_chars=30_000_000)) == 4
+    # Parquet: found on the dictionary, before the batch is decoded
+    pq_path = parquet_bomb(tmp_path / "long.parquet", 10, text_chars=2_000_000)
+    assert "row 1: the value in column 'text' has 2,000,000 characters" in both_refuse(pq_path)
+    # a metadata value is held to the same limit
+    (tmp_path / "meta.jsonl").write_text(
+        json.dumps({"text": "a"}) + "\n" + json.dumps({"text": "b", "note": "z" * 50}) + "\n"
+    )
+    assert "row 2: the value in column 'note' has 50" in both_refuse(
+        tmp_path / "meta.jsonl", max_text_chars=10
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "txt", "parquet"])
+def test_too_many_rows_refused_while_reading(tmp_path, fmt):
+    rows = [{"label": str(i % 3), "text": f"document {i}"} for i in range(1000)]
+    path = tmp_path / f"many.{fmt}"
+    write_format(path, rows, fmt)
+    message = both_refuse(path, max_rows=100)
+    has = "has 1,000 rows" if fmt == "parquet" else "has more than 100 rows"  # Parquet: from metadata
+    assert f"many.{fmt} {has}, over the limit of 100 rows (max_rows=, --max-rows)" in message
+    assert len(load_corpus(path, max_rows=1000)) == 1000
+    assert len(load_corpus(path, max_rows=None)) == 1000
+
+
+def test_decoded_characters_of_text_formats_are_counted(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text\n" + "".join(f"row {i} " + "w" * 100 + "\n" for i in range(20_000)))
+    message = both_refuse(path, max_decompressed_bytes=2**20)
+    assert "decompresses to more than 1 MiB of data" in message
+
+
+def test_normal_files_are_unaffected_by_the_limits(tmp_path, rows):
+    for fmt in ("csv", "parquet", "jsonl"):
+        path = tmp_path / f"n.{fmt}"
+        write_format(path, rows, fmt)
+        assert load_corpus(path).texts == [r["text"] for r in rows]
+        assert load_corpus(path.read_bytes(), name=path.name).texts == [r["text"] for r in rows]
+
+
+def test_long_texts_make_short_chunks_not_big_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_module, "_CHUNK_CHARS", 1_000_000)
+    rows = [{"label": "a", "text": f"{i} " + "v" * 50_000} for i in range(100)]
+    for fmt in ("csv", "parquet"):
+        path = tmp_path / f"long.{fmt}"
+        write_format(path, rows, fmt)
+        sizes = [len(ch.texts) for ch in stream_corpus(path, chunk_rows=100_000)]
+        assert sum(sizes) == 100 and max(sizes) <= 21, (fmt, sizes)
+        assert [t for ch in stream_corpus(path) for t in ch.texts] == [r["text"] for r in rows]
+
+
+def test_limits_must_be_positive_integers_or_none(tmp_path):
+    from analytics.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="max_rows must be a positive integer"):
+        load_corpus(b"text\na\n", name="x.csv", max_rows=0)
