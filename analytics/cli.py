@@ -289,6 +289,27 @@ def cmd_delete(args, store: Store) -> None:
     _emit(args, {"deleted": args.name}, [f"Deleted corpus {args.name!r} (cached vectors kept)."])
 
 
+def cmd_check(args, store: Store) -> None:
+    report = store.check()
+    lines = [
+        f"{report.path}: {'ok' if report.ok else 'DAMAGED'}; {report.tables_checked} tables read whole",
+        *[f"  {t}: {'unreadable' if n is None else f'{n:,} rows'}" for t, n in report.rows.items()],
+        *[f"  note: {n}" for n in report.notes],
+    ]
+    data = {**report.__dict__, "tables_checked": report.tables_checked}
+    _emit(args, data, lines)
+    if report.ok:
+        return
+    for problem in report.problems:
+        print(f"embex: problem: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def cmd_gc(args, store: Store) -> None:
+    removed = store.prune_vectors()
+    _emit(args, {"removed": removed}, [f"Removed {removed:,} cached vector(s) that no corpus uses."])
+
+
 def cmd_import_vectors(args, store: Store) -> None:
     from .embedding import import_vectors
 
@@ -520,14 +541,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("list", parents=[common], help="list corpora")
-    s.set_defaults(func=cmd_list)
+    s.set_defaults(func=cmd_list, read_only=True)
 
     s = sub.add_parser("depth", parents=[common], help="rank a corpus's texts by TTE depth")
     s.add_argument("name")
     _rule_option(s, RULES["depth"]["top"])
     s.add_argument("--model", default=None)
     s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
-    s.set_defaults(func=cmd_depth)
+    s.set_defaults(func=cmd_depth, read_only=True)
 
     s = sub.add_parser("shift", parents=[common], help="has corpus G shifted away from F?")
     s.add_argument("reference", metavar="F")
@@ -538,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     _rule_option(s, RULES["shift"]["alpha"])
     s.add_argument("--seed", type=int, default=0)
     _rule_option(s, RULES["shift"]["top"])
-    s.set_defaults(func=cmd_shift)
+    s.set_defaults(func=cmd_shift, read_only=True)
 
     s = sub.add_parser("delete", parents=[common], help="delete a corpus")
     s.add_argument("name")
@@ -555,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     _rule_option(s, RULES["shift"]["permutations"], before="with --compare: ")
     s.add_argument("--png-dir", help="also write each figure as a PNG here")
     s.add_argument("--scale", type=float, default=2.0, help="PNG scale (2 = twice 1200x700)")
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=cmd_report, read_only=True)
 
     s = sub.add_parser(
         "screenshot", parents=[common], help="save PNGs of pages (deep links) in headless Chromium"
@@ -566,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=int, default=900)
     # no store: it runs beside the dashboard, which holds the store file open
     s.set_defaults(func=cmd_screenshot, needs_store=False)
+
+    s = sub.add_parser("check", parents=[common], help="read the whole store and report damage")
+    s.set_defaults(func=cmd_check, read_only=True)
+
+    s = sub.add_parser("gc", parents=[common], help="remove cached vectors that no corpus uses")
+    s.set_defaults(func=cmd_gc)
 
     s = sub.add_parser("import-vectors", parents=[common], help="cache precomputed vectors")
     s.add_argument("name")
@@ -583,7 +610,13 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "needs_store", True):
             args.func(args, None)
             return 0
-        with Store(store_path) as store:
+        # read-only commands open an existing store read-only (a missing one is created as
+        # before, except by check); check opens a damaged store to say what still reads
+        read_only = getattr(args, "read_only", False) and (
+            args.func is cmd_check or Path(store_path).exists()
+        )
+        on_damage = "allow" if args.func is cmd_check else "raise"
+        with Store(store_path, read_only=read_only, on_damage=on_damage) as store:
             args.func(args, store)
     except ExplorerError as exc:  # a user error: its message says what to do
         print(f"embex: error: {exc}", file=sys.stderr)
