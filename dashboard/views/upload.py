@@ -1,11 +1,33 @@
 """Upload: bring a corpus in (or the bundled sample), manage corpora, split one by a column."""
 
+import hashlib
+
 import streamlit as st
 from common import plain, store
 
 from analytics import CorpusError, ExplorerError, StoreError, load_corpus
 from analytics.sample import add_sample
 from analytics.tables import metadata_columns, split_corpus
+
+
+@st.cache_resource(show_spinner="Reading the file…", max_entries=2)
+def parse_upload(digest: str, name: str, text_column: str | None, _file):
+    """``(corpus, None)`` or ``(None, message)`` for the upload whose bytes hash to ``digest``:
+    parsed once, not again on each widget interaction (a refusal is kept too). cache_resource,
+    not cache_data: the corpus is shared as it is, never copied (pickled) on each rerun."""
+    try:
+        return load_corpus(_file.getvalue(), text_column, name=name), None
+    except CorpusError as exc:
+        return None, str(exc)
+
+
+def upload_digest(file) -> str:
+    """The sha256 of the upload's bytes, computed once per uploaded file."""
+    key = f"upload_sha256_{file.file_id}"
+    if key not in st.session_state:
+        st.session_state[key] = hashlib.sha256(file.getbuffer()).hexdigest()
+    return st.session_state[key]
+
 
 st.title("Upload")
 s = store()
@@ -16,14 +38,16 @@ file = st.file_uploader(
     help="CSV, TSV, JSONL, Parquet, or plain text with one document per line.",
 )
 if file is not None:
-    data = file.getvalue()
-    try:
-        first = load_corpus(data, name=file.name)
+    digest = upload_digest(file)
+    first, error = parse_upload(digest, file.name, None, file)
+    if error is None:
         columns = [first.text_column, *first.columns]
         text_col = st.selectbox("Text column", columns, index=0)
-        corpus = first if text_col == first.text_column else load_corpus(data, text_col, name=file.name)
-    except CorpusError as exc:
-        st.error(plain(exc))
+        corpus = first
+        if text_col != first.text_column:
+            corpus, error = parse_upload(digest, file.name, text_col, file)
+    if error is not None:
+        st.error(plain(error))
         st.stop()
     for note in corpus.notes:
         st.caption(plain(note))
