@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .corpus import DEFAULT_CHUNK_ROWS, load_vectors, stream_corpus
+from .corpus import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_TEXT_CHARS, load_vectors, stream_corpus
 from .errors import ExplorerError, ParameterError
 from .params import RULES, Rule
 from .store import Store, default_store_path
@@ -39,6 +39,8 @@ def cmd_ingest(args, store: Store) -> None:
         encoding=args.encoding,
         chunk_rows=args.chunk_rows,
         max_bytes=None if args.max_mb is None else int(args.max_mb * 2**20),
+        max_rows=args.max_rows,
+        max_text_chars=args.max_text_chars or None,
     )
     progress, done = _ingest_progress(args, stream)
     try:
@@ -484,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CHUNK_ROWS,
         help=f"rows read and written at a time (default {DEFAULT_CHUNK_ROWS:,}); bounds memory",
+    )
+    s.add_argument(
+        "--max-rows", type=int, default=None, help="refuse files with more rows than this (default: no limit)"
+    )
+    s.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=DEFAULT_MAX_TEXT_CHARS,
+        help=f"refuse a text (or metadata value) longer than this many characters, naming its row "
+        f"(default {DEFAULT_MAX_TEXT_CHARS:,}; 0: no limit)",
     )
     s.add_argument("--replace", action="store_true", help="replace a corpus of the same name")
     s.set_defaults(func=cmd_ingest)

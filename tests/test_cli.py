@@ -181,3 +181,26 @@ def test_options_outside_their_rule_are_usage_errors_that_say_the_range(tmp_path
     assert not (tmp_path / "s.duckdb").exists() and not (tmp_path / "r.html").exists()
     proc = embex("report", "--help")
     assert "with --method umap: 2–200, default 15" in proc.stdout
+
+
+def test_ingest_refuses_a_parquet_bomb_in_one_line(tmp_path):
+    """A few KB of dictionary-encoded Parquet holding GBs of text: one line, exit 2, no
+    MemoryError (before the limits, a batch of 8,192 copies of a 2M-character text was decoded)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bomb = tmp_path / "bomb.parquet"
+    col = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(20_000, dtype=np.int32)), pa.array(["x" * 2_000_000])
+    )
+    pq.write_table(pa.table({"text": col}), bomb, use_dictionary=True, compression="zstd")
+    assert bomb.stat().st_size < 300_000
+    store = tmp_path / "b.duckdb"
+    proc = embex("ingest", str(bomb), "--name", "bomb", store=store, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "bomb.parquet, row 1: the value in column 'text' has 2,000,000 characters" in proc.stderr
+    assert "--max-text-chars" in proc.stderr
+    proc = embex("ingest", str(bomb), "--name", "bomb", "--max-rows", "100", store=store, check=False)
+    assert proc.returncode == 2 and "has 20,000 rows, over the limit of 100 rows" in proc.stderr
