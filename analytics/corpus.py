@@ -238,7 +238,11 @@ class _Limits:
         )
 
     def too_big(self, n: int, exact: bool = False) -> CorpusError:
-        disk = f" from {self.size / 2**20:,.2f} MiB on disk" if self.size is not None else ""
+        disk = ""
+        if self.size is not None:
+            disk = (
+                f" from {self.size / 2**20:,.1f} MiB" if self.size >= 2**20 else f" from {self.size:,} bytes"
+            )
         has = f"{n / 2**20:,.0f} MiB" if exact else f"more than {n / 2**20:,.0f} MiB"
         return CorpusError(
             f"{self.label} decompresses to {has} of data{disk}, over the limit of "
@@ -497,8 +501,9 @@ def _jsonl_rows(lines: Iterable[str], label: str) -> Iterator[dict]:
 def _parquet_rows(source, label: str, limits: _Limits, batch_rows: int = 8192):
     """Open Parquet ``source`` (a path or a pyarrow buffer reader); yield ``(columns, rows,
     rows_read(), num_rows)``; close it. The limits are checked from the metadata before any column is
-    read, then on each batch while it is still dictionary-encoded, before it is decoded: a
-    few KB of repeated dictionary entries cannot become GBs of Python strings. A batch is
+    read, then (with max_decompressed_bytes) over all batches while still dictionary-encoded,
+    before any is decoded, and on each batch before it is decoded: a few KB of repeated
+    dictionary entries cannot become GBs of Python strings. A batch is
     decoded a slice of at most ~32 MiB at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -522,6 +527,18 @@ def _parquet_rows(source, label: str, limits: _Limits, batch_rows: int = 8192):
     except (pa.ArrowException, OSError) as exc:
         raise unreadable(exc) from None
     limits.check_parquet(pf.metadata)
+    if limits.max_bytes is not None:
+        # a first pass over the dictionary-encoded batches (indices and dictionaries only, a batch
+        # at a time) measures what the file decodes to: a bomb is refused before any is decoded
+        total, offset = 0, 0
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows):
+                total += int(_checked_batch(batch, limits, offset).sum())
+                offset += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable(exc) from None
+        if total > limits.max_bytes:
+            raise limits.too_big(total, exact=True)
     done = [0]
 
     def rows():
