@@ -205,7 +205,7 @@ class Embedder:
         token_budget: int | None = None,
         model_id: str | None = None,
     ):
-        from .inference import FastEncoder, provenance_tag, resolve_precision
+        from .inference import FastEncoder, embedding_dimension, provenance_tag, resolve_precision
 
         check_backend(backend)
         if backend != "torch" and precision not in (None, "auto", "float32"):
@@ -232,11 +232,7 @@ class Embedder:
                 self.precision = "float32"
         self.batch_size = int(batch_size or (self.engine.max_batch if self.engine else 64))
         self.model_id = base + provenance_tag(self.precision, backend)
-        get_dim = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
-        self.dim = int(get_dim())
+        self.dim = embedding_dimension(self.model)
         self.max_seq_length = int(self.model.max_seq_length)
 
     def __repr__(self) -> str:

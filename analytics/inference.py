@@ -20,6 +20,7 @@ cache key (see :func:`provenance_tag`), so vectors of different precision never 
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+@functools.cache  # the CPU does not change while we run; /proc/cpuinfo is long on big machines
 def cpu_has_bf16() -> bool:
     """True where the CPU computes bfloat16 natively (Intel AMX or AVX-512 BF16); detected
     from the CPU's flags, never assumed. Elsewhere bfloat16 is emulated, slower than float32."""
@@ -92,7 +94,7 @@ class _Tokenize:
     """Token ids for a chunk of texts, padded to the chunk's longest, plus lengths and a
     truncation flag per text. Holds its own copy of the tokenizer (safe across threads)."""
 
-    def __init__(self, tokenizer_json: str, max_length: int):
+    def __init__(self, tokenizer_json: str, max_length: int, pad_id: int = 0):
         from tokenizers import Tokenizer
 
         self.tok = Tokenizer.from_str(tokenizer_json)
@@ -100,7 +102,7 @@ class _Tokenize:
         self.tok.enable_truncation(max_length)
         self.max_length = max_length
         self.max_chars = max_length * _CHARS_PER_TOKEN_CAP
-        self.pad_id = 0
+        self.pad_id = pad_id
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
         cap, limit = self.max_chars, self.max_length
@@ -131,9 +133,7 @@ def _serve() -> None:
     while header := stdin.read(8):
         message = pickle.loads(stdin.read(int.from_bytes(header, "little")))
         if tokenize is None:
-            tokenizer_json, max_length, pad_id = message
-            tokenize = _Tokenize(tokenizer_json, max_length)
-            tokenize.pad_id = pad_id
+            tokenize = _Tokenize(*message)  # (tokenizer JSON, max length, pad id)
             continue
         answer = pickle.dumps(tokenize(message), protocol=5)
         stdout.write(len(answer).to_bytes(8, "little") + answer)
@@ -196,6 +196,12 @@ class _TokenizerProcesses:
                 proc.stdin.close()
             except OSError:
                 pass
+
+
+def embedding_dimension(model) -> int:
+    """The model's vector size, under the method name of either sentence-transformers API."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
 
 
 def _pad_id(hf_tokenizer) -> int:
@@ -262,8 +268,7 @@ class FastEncoder:
         backend = getattr(model.tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise ModelError("FastEncoder needs a fast (Rust) tokenizer; this model has a slow one.")
-        self._tokenize = _Tokenize(backend.to_str(), self.max_length)
-        self._tokenize.pad_id = _pad_id(model.tokenizer)
+        self._tokenize = _Tokenize(backend.to_str(), self.max_length, _pad_id(model.tokenizer))
         self.token_budget = int(token_budget or (65_536 if self.cuda else 8_192))
         self.max_batch = int(max_batch or (1024 if self.cuda else 256))
         self.workers = int(workers or (min(8, os.cpu_count() or 1) if self.cuda else 1))
@@ -385,7 +390,7 @@ class FastEncoder:
         import torch
 
         texts = list(texts)
-        dim = self.dimension()
+        dim = embedding_dimension(self.model)
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
         with torch.inference_mode():
@@ -393,10 +398,3 @@ class FastEncoder:
             for positions, vectors in self.iter_encode(texts):
                 out[torch.from_numpy(positions).to(self.device)] = vectors
             return out.cpu().numpy()
-
-    def dimension(self) -> int:
-        get = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
-        return int(get())

@@ -81,6 +81,17 @@ def _lookup_name(name):
     return name.strip() if isinstance(name, str) else name
 
 
+def _claim_name(cur, name: str, replace: bool) -> None:
+    """Inside a write transaction: free ``name`` for a new corpus, dropping the corpus that has
+    it when ``replace``, else refusing."""
+    exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
+    if exists and not replace:
+        raise StoreError(f"A corpus named {name!r} already exists; pick another name or replace it.")
+    if exists:
+        cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
+        cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -495,12 +506,7 @@ class Store:
             }
         )
         with self.transaction() as cur:
-            exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
-            if exists and not replace:
-                raise StoreError(f"A corpus named {name!r} already exists; pick another name or replace it.")
-            if exists:
-                cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
-                cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
+            _claim_name(cur, name, replace)
             cid = _one(
                 cur,
                 "INSERT INTO corpora (name, source, text_column, n_docs, label_column, "
@@ -550,12 +556,7 @@ class Store:
         source = source if source is not None else getattr(chunks, "source", None)
         text_column = text_column if text_column is not None else getattr(chunks, "text_column", None)
         with self.transaction() as cur:
-            exists = _one(cur, "SELECT corpus_id FROM corpora WHERE name = ?", [name])
-            if exists and not replace:
-                raise StoreError(f"A corpus named {name!r} already exists; pick another name or replace it.")
-            if exists:
-                cur.execute("DELETE FROM documents WHERE corpus_id = ?", [exists[0]])
-                cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [exists[0]])
+            _claim_name(cur, name, replace)
             cid = int(_one(cur, "SELECT nextval('corpus_ids')")[0])
             fingerprint, n = hashlib.sha256(), 0
             label_check = _LabelCheck(label_column)
