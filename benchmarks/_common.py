@@ -44,3 +44,16 @@ def unit_rows(n: int, d: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
     X = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32).astype(dtype)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     return X
+
+
+def rss_mib(field: str = "VmHWM") -> float:
+    """This process's resident memory in MiB from /proc/self/status: ``VmHWM`` (peak) or ``VmRSS``
+    (now). VmHWM, not ru_maxrss: on Linux a child's ru_maxrss starts at its parent's peak (it
+    survives fork and exec), which would hide the child's own. ru_maxrss where /proc is absent."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import rss_mib  # noqa: E402
 
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
 SAMPLE = ROOT / "sample_data" / "ag_news.csv"
@@ -74,22 +75,12 @@ def generate(path: Path, n: int, fmt: str, block: int = 1_000_000) -> None:
             writer.write_table(pa.table({"text": text, "label": labels.take(take)}, schema=schema))
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux a child's ru_maxrss
-    starts at its parent's peak (it survives fork and exec), which would hide the child's own."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(mode: str, path: str, store_path: str, chunk_rows: int, memory_limit: int | None) -> None:
     """One ingest in this process; print its time and memory as JSON."""
     from analytics.corpus import load_corpus, stream_corpus
     from analytics.store import Store
 
-    rss_start = peak_rss_mib()
+    rss_start = rss_mib()
     with Store(store_path) as store:
         if memory_limit:
             # DuckDB's own cache of the blocks it has written (evictable) is bounded by its
@@ -107,7 +98,7 @@ def child(mode: str, path: str, store_path: str, chunk_rows: int, memory_limit: 
                 "seconds": seconds,
                 "n_docs": info.n_docs,
                 "rss_start_mib": rss_start,
-                "rss_peak_mib": peak_rss_mib(),
+                "rss_peak_mib": rss_mib(),
                 "store_mib": os.path.getsize(store_path) / 2**20,
             }
         )
