@@ -223,6 +223,7 @@ class Embedder:
         self.backend = backend
         self.precision = "float32" if backend != "torch" else resolve_precision(precision, self.device)
         self.engine = None
+        self._plain_truncated = 0
         if backend == "torch":
             try:
                 self.engine = FastEncoder(
@@ -242,11 +243,11 @@ class Embedder:
         """Yield ``(positions, vectors)`` per batch: float32 unit rows as numpy, ``positions``
         indexing ``texts``. The GPU runs one batch ahead of the caller."""
         if self.engine is None:
+            self._plain_truncated = 0
             for s in range(0, len(texts), self.batch_size):
-                yield (
-                    np.arange(s, min(s + self.batch_size, len(texts))),
-                    self._plain(texts[s : s + self.batch_size]),
-                )
+                batch = texts[s : s + self.batch_size]
+                self._plain_truncated += self.count_truncated(batch)
+                yield np.arange(s, s + len(batch)), self._plain(batch)
             return
         import torch
 
@@ -281,8 +282,9 @@ class Embedder:
 
     @property
     def last_truncated(self) -> int:
-        """How many texts of the last encode were longer than the model reads."""
-        return self.engine.last_truncated if self.engine is not None else 0
+        """How many texts of the last :meth:`iter_encode` (or fast-path :meth:`encode`) were
+        longer than the model reads."""
+        return self.engine.last_truncated if self.engine is not None else self._plain_truncated
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32 with unit rows, normalised in float32."""
@@ -397,7 +399,7 @@ def embed_corpus(
     missing = store.missing_texts(name, embedder.model_id)
     n_cached = store.embedded_count(name, embedder.model_id)
     stop = getattr(should_stop, "is_set", should_stop)
-    total, done, truncated, stopped = len(missing), 0, 0, False
+    total, done, stopped = len(missing), 0, False
     if progress:
         progress(0, total)
 
@@ -445,9 +447,7 @@ def embed_corpus(
                 break
         if not failure:
             flush()
-        truncated = (
-            embedder.last_truncated if embedder.engine is not None else embedder.count_truncated(texts[:done])
-        )
+        truncated = embedder.last_truncated
     finally:
         commits.put(None)
         writer.join()
