@@ -24,6 +24,7 @@ from .errors import (
     ModelError,
     ParameterError,
     StoreError,
+    StoreLockedError,
 )
 from .shift import ShiftResult, q_reference, q_score, shift_test
 from .store import Store
@@ -43,6 +44,7 @@ __all__ = [
     "ParameterError",
     "Store",
     "StoreError",
+    "StoreLockedError",
     "embed_corpus",
     "import_vectors",
     "load_corpus",

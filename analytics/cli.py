@@ -450,6 +450,103 @@ def cmd_screenshot(args, store: None) -> None:
     _emit(args, {"files": [str(p) for p in paths]}, [f"Wrote {p}" for p in paths])
 
 
+def _job_lines(jobs) -> list[str]:
+    import time
+
+    if not jobs:
+        return ["(no jobs yet: the dashboard records its embeddings and maps here)"]
+    lines = [f"{'job':>5}  {'kind':8} {'state':10} {'created':19}  what"]
+    for j in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created))
+        detail = j.describe().split(" ", 2)[-1]  # without "#id kind"
+        lines.append(f"{j.id:>5}  {j.kind:8} {j.state:10} {created}  {_short(detail, 80)}")
+    return lines
+
+
+def cmd_jobs(args, store: None) -> None:
+    """List or cancel jobs. While the dashboard holds the store, list what it last published
+    beside the store, and leave it a cancel request."""
+    from .errors import StoreLockedError
+    from .jobs import Job, published_jobs, request_cancel
+
+    path = getattr(args, "store", None) or default_store_path()
+    try:
+        store = Store(path, read_only=args.action == "list" and Path(path).exists())
+    except StoreLockedError:
+        published = published_jobs(path)
+        if args.action == "cancel":
+            request_cancel(path, args.id)
+            _emit(
+                args,
+                {"requested": args.id},
+                [
+                    f"Asked the process that holds {path} (the dashboard) to cancel job {args.id}; "
+                    "`embex jobs` shows when it has stopped."
+                ],
+            )
+            return
+        if published is None:
+            raise
+        pid, written, jobs = published
+        _emit(
+            args,
+            {"pid": pid, "written": written, "jobs": [j.__dict__ for j in jobs]},
+            [f"The store is held by process {pid} (the dashboard); its jobs as it last published them:"]
+            + _job_lines(jobs),
+        )
+        return
+    with store:
+        if args.action == "cancel":
+            rows = store.job_rows(job_id=args.id, limit=1)
+            if not rows:
+                raise ParameterError(f"There is no job {args.id} in {path}; `embex jobs` lists them.")
+            job = Job.from_row(rows[0])
+            if job.active:  # no process holds the store, so nothing runs it: it ends here
+                import time
+
+                store.update_job(
+                    job.id, state="cancelled", finished=time.time(), message="cancelled from the CLI"
+                )
+            _emit(args, {"cancelled": job.id}, [f"Job {job.id} is cancelled."])
+            return
+        if store.schema_version() < 5:
+            jobs = []
+        else:
+            jobs = [Job.from_row(r) for r in store.job_rows(limit=args.limit)]
+        _emit(args, {"jobs": [j.__dict__ for j in jobs]}, _job_lines(jobs))
+
+
+def cmd_serve(args, store: None) -> None:
+    """Start the dashboard with its job executor, so jobs interrupted by a crash resume as the
+    server starts rather than when the first visitor arrives."""
+    import os
+
+    from streamlit.web import bootstrap
+
+    from .jobs import executor_for
+
+    path = Path(getattr(args, "store", None) or default_store_path()).expanduser().resolve()
+    os.environ["EMBEX_STORE"] = str(path)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    executor_for(path)  # opens the store (a clear error if it cannot) and takes up its jobs
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    flags = {
+        "server.port": args.port,
+        "server.address": args.address,
+        "server.headless": True,
+        # the settings a hosted instance must have, whatever folder this starts from
+        "client.showErrorDetails": "none",
+        "browser.gatherUsageStats": False,
+        "runner.magicEnabled": False,
+    }
+    from streamlit import config as st_config
+
+    st_config._main_script_path = str(app)
+    bootstrap.load_config_options(flag_options=flags)
+    bootstrap.run(str(app), False, [], flags)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -606,6 +703,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("gc", parents=[common], help="remove cached vectors that no corpus uses")
     s.set_defaults(func=cmd_gc)
 
+    s = sub.add_parser("jobs", parents=[common], help="list the dashboard's background jobs, or cancel one")
+    s.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")
+    s.add_argument("id", nargs="?", type=int, help="the job to cancel")
+    s.add_argument("--limit", type=int, default=30, help="how many of the newest jobs to list")
+    s.set_defaults(func=cmd_jobs, needs_store=False)
+
+    s = sub.add_parser("serve", parents=[common], help="start the dashboard (and its background jobs)")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument(
+        "--address",
+        default="localhost",
+        help="localhost (default): only this machine. There is no sign-in in this mode.",
+    )
+    s.set_defaults(func=cmd_serve, needs_store=False)
+
     s = sub.add_parser("import-vectors", parents=[common], help="cache precomputed vectors")
     s.add_argument("name")
     s.add_argument("file", help=".npy, .npz (vectors, ids) or .parquet with a list column")
@@ -619,6 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     args.json = getattr(args, "json", False)
     store_path = getattr(args, "store", None) or default_store_path()
     try:
+        if getattr(args, "action", None) == "cancel" and args.id is None:
+            raise ParameterError("Which job? `embex jobs cancel ID` (`embex jobs` lists them).")
         if not getattr(args, "needs_store", True):
             args.func(args, None)
             return 0

@@ -10,6 +10,7 @@ Hugging Face cache.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +303,21 @@ class Embedder:
             "input_ids"
         ]
         return sum(len(i) > self.max_seq_length for i in ids)
+
+
+_shared: dict[tuple, Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(model=None, device: str | None = "auto", precision: str | None = "auto") -> Embedder:
+    """One :class:`Embedder` per (model, device, precision) in this process, loaded on first
+    use: the dashboard's pages and its embedding jobs share the model instead of each loading
+    a copy."""
+    key = (None if model is None else str(model), device or "auto", precision or "auto")
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Embedder(model, device=key[1], precision=key[2])
+        return _shared[key]
 
 
 def embed_texts(

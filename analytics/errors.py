@@ -29,6 +29,10 @@ class StoreError(ExplorerError, RuntimeError):
     """The store cannot do what was asked (unknown corpus, file held by another process...)."""
 
 
+class StoreLockedError(StoreError):
+    """The store file is open for writing in another process (the dashboard, another embex)."""
+
+
 class ModelError(ExplorerError, RuntimeError):
     """A model that cannot be loaded or run here (not local, a backend not installed...)."""
 
@@ -46,4 +50,5 @@ __all__ = [
     "ModelError",
     "ParameterError",
     "StoreError",
+    "StoreLockedError",
 ]

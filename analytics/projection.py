@@ -8,9 +8,11 @@ similarity-weighted mean of each row's nearest sampled neighbours). ``Projection
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -114,6 +116,16 @@ def project(
             kwargs["init"] = "random"
         if umap.__name__ == "umap":  # umap-learn only: cuML takes neither argument
             kwargs.update(transform_seed=random_state, n_jobs=1)
+            if progress:  # its epoch loop reports through tqdm: read "n/total" from it
+                report("finding each text's nearest neighbours", 0.02)
+                kwargs["tqdm_kwds"] = {
+                    "file": _Counter(
+                        r"^\s*(\d+)/(\d+)", "UMAP epoch", report, 0.1, 0.85 if rest.size else 0.98
+                    ),
+                    "bar_format": "{n}/{total}\n",
+                    "disable": False,
+                    "mininterval": 0.25,
+                }
         model = umap.UMAP(**kwargs)
         coords[fit_rows] = model.fit_transform(X[fit_rows])
         if rest.size:
@@ -129,13 +141,39 @@ def project(
             metric=params["metric"],
             init="pca",
             random_state=random_state,
+            verbose=2 if progress else 0,
         )
-        coords[fit_rows] = tsne.fit_transform(X[fit_rows])
+        # with verbose=2 it prints "[t-SNE] Iteration n: ..." every 50 of its max_iter iterations
+        log = _Counter(r"Iteration (\d+):", "t-SNE iteration", report, 0.05, 0.9 if rest.size else 0.98)
+        log.total = getattr(tsne, "max_iter", None) or 1000
+        with contextlib.redirect_stdout(log) if progress else contextlib.nullcontext():
+            coords[fit_rows] = tsne.fit_transform(X[fit_rows])
         if rest.size:
             report("placing the other texts", 0.8)
             coords[rest] = _place_by_neighbours(X, fit_rows, rest, coords[fit_rows])
     report("done", 1.0)
     return Projection(coords, method, params, n, int(fit_rows.size), time.perf_counter() - t0)
+
+
+class _Counter:
+    """A file-like object that turns a library's progress lines ("12/200", "Iteration 50:")
+    into ``report(stage, fraction)`` calls, the fraction mapped into [start, end]."""
+
+    def __init__(self, pattern: str, what: str, report, start: float, end: float):
+        self.pattern, self.what, self.report = re.compile(pattern, re.M), what, report
+        self.start, self.end, self.total = start, end, None
+
+    def write(self, s: str) -> int:
+        for m in self.pattern.finditer(s):
+            n = int(m.group(1))
+            total = int(m.group(2)) if m.lastindex and m.lastindex > 1 else self.total
+            if total:
+                share = min(n / total, 1.0)
+                self.report(f"{self.what} {n:,} of {total:,}", self.start + (self.end - self.start) * share)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
 
 
 def _umap_module(device):
@@ -200,7 +238,34 @@ def projection_key(fingerprint: str, model_id: str, method: str, params: dict, s
     return "projection:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def corpus_projection(
+@dataclass(frozen=True)
+class ProjectionRequest:
+    """What identifies a stored corpus's map: its texts (fingerprint), model, method and every
+    parameter. ``key`` names the cached result; identical requests share it (and one job)."""
+
+    name: str
+    model_id: str
+    method: str
+    params: dict
+    sample_threshold: int
+    sample_size: int
+    device: str
+    key: str
+
+    def kwargs(self) -> dict:
+        """:func:`project`'s keyword arguments for this request."""
+        extra = {k: v for k, v in self.params.items() if k != "random_state"}
+        return dict(
+            method=self.method,
+            random_state=self.params["random_state"],
+            sample_threshold=self.sample_threshold,
+            sample_size=self.sample_size,
+            device=self.device,
+            **extra,
+        )
+
+
+def projection_request(
     store,
     name: str,
     model_id: str,
@@ -209,41 +274,48 @@ def corpus_projection(
     random_state: int = 0,
     sample_threshold: int = 50_000,
     sample_size: int = 20_000,
-    progress=None,
     device: str | None = "cpu",
     **params,
-) -> Projection:
-    """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
-    parameters): the second call with the same inputs reads the map instead of computing it."""
+) -> ProjectionRequest:
+    """Check a map request (parameters by their rules, enough texts) and name its result."""
     full = _params(method, random_state, params)
     require_texts(name, store.corpus_info(name).n_docs)
+    device = device or "cpu"
     # the device is in the key: cuML's UMAP on a GPU draws a different picture than umap-learn
     key = projection_key(
-        store.corpus_fingerprint(name),
-        model_id,
-        method,
-        full,
-        (sample_threshold, sample_size, device or "cpu"),
+        store.corpus_fingerprint(name), model_id, method, full, (sample_threshold, sample_size, device)
     )
-    payload = store.get_result(key)
-    if payload is not None:
-        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return Projection(
-                z["coords"], method, full, meta["n"], meta["fitted_on"], meta["seconds"], cached=True
-            )
-    proj = project(
-        store.vectors(name, model_id),
-        method,
-        random_state=random_state,
-        sample_threshold=sample_threshold,
-        sample_size=sample_size,
-        progress=progress,
-        device=device,
-        **params,
-    )
+    return ProjectionRequest(name, model_id, method, full, sample_threshold, sample_size, device, key)
+
+
+def cached_projection(store, request: ProjectionRequest) -> Projection | None:
+    """The stored map for ``request``, or None when it has not been computed."""
+    payload = store.get_result(request.key)
+    if payload is None:
+        return None
+    with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return Projection(
+            z["coords"], request.method, request.params, meta["n"], meta["fitted_on"], meta["seconds"], True
+        )
+
+
+def save_projection(store, request: ProjectionRequest, proj: Projection) -> None:
     buf = io.BytesIO()
     meta = {"n": proj.n, "fitted_on": proj.fitted_on, "seconds": proj.seconds}
     np.savez(buf, coords=proj.coords, meta=np.array(json.dumps(meta)))
-    store.put_result(key, "projection", buf.getvalue())
+    store.put_result(request.key, "projection", buf.getvalue())
+
+
+def corpus_projection(store, name: str, model_id: str, method: str = "umap", *, progress=None, **kwargs):
+    """:func:`project` a stored corpus, cached in the store by (corpus texts, model, method,
+    parameters): the second call with the same inputs reads the map instead of computing it.
+    Keyword arguments: :func:`projection_request`'s. (The dashboard runs the same computation
+    as a background job: :mod:`analytics.jobs`.)"""
+    request = projection_request(store, name, model_id, method, **kwargs)
+    cached = cached_projection(store, request)
+    if cached is not None:
+        return cached
+    proj = project(store.vectors(name, model_id), progress=progress, **request.kwargs())
+    save_projection(store, request, proj)
     return proj

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Corpus
-from .errors import StoreError
+from .errors import StoreError, StoreLockedError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _MAX_NAME = 200
 _MAX_DIM = 65536
 #: the quick scan on open reads every vector table whole up to this many floats (~256 MB, a
@@ -162,8 +162,36 @@ def _fingerprint(hashes: list[str]) -> str:
     return hashlib.sha256(",".join(hashes).encode()).hexdigest()
 
 
+def _v5(cur) -> None:
+    # background jobs (analytics.jobs): durable state and progress, so a job outlives the page
+    # that asked for it and is resumed after a crash. Times are Unix seconds.
+    cur.execute("CREATE SEQUENCE job_ids START 1")
+    cur.execute(
+        """CREATE TABLE jobs (
+            job_id INTEGER PRIMARY KEY DEFAULT nextval('job_ids'),
+            kind VARCHAR NOT NULL,
+            params VARCHAR NOT NULL,
+            key VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL DEFAULT '',
+            fraction DOUBLE NOT NULL DEFAULT 0,
+            message VARCHAR NOT NULL DEFAULT '',
+            requested_by VARCHAR NOT NULL,
+            created DOUBLE NOT NULL,
+            started DOUBLE,
+            finished DOUBLE,
+            error VARCHAR,
+            attempts INTEGER NOT NULL DEFAULT 0)"""
+    )
+
+
 #: MIGRATIONS[i] takes a store from version i to i + 1
-MIGRATIONS = (_v1, _v2, _v3, _v4)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5)
+
+#: the jobs table's columns, in order; the only column names job updates may name
+JOB_COLUMNS = (
+    "job_id kind params key state stage fraction message requested_by created started finished error attempts"
+).split()
 
 
 def _one(cur, sql: str, params=()):
@@ -235,7 +263,8 @@ class Store:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(self._open_failure(exc)) from None
+            locked = "lock" in str(exc).lower()
+            raise (StoreLockedError if locked else StoreError)(self._open_failure(exc)) from None
         self._local = threading.local()
         self._write_lock = threading.RLock()
         problems = self._scan(quick=True)
@@ -878,6 +907,54 @@ class Store:
                 "INSERT OR REPLACE INTO results (key, kind, payload) VALUES (?, ?, ?)", [key, kind, payload]
             )
 
+    def has_result(self, key: str) -> bool:
+        return _one(self._cur(), "SELECT 1 FROM results WHERE key = ?", [key]) is not None
+
+    # -- jobs (analytics.jobs keeps their meaning; this keeps their rows) -----------------------
+
+    def add_job(self, kind: str, params: str, key: str, requested_by: str, created: float) -> int:
+        with self.transaction() as cur:
+            row = cur.execute(
+                "INSERT INTO jobs (kind, params, key, state, requested_by, created) "
+                "VALUES (?, ?, ?, 'queued', ?, ?) RETURNING job_id",
+                [kind, params, key, requested_by, created],
+            ).fetchall()
+        return int(row[0][0])
+
+    def update_job(self, job_id: int, **fields) -> None:
+        """Set some of a job's columns (names from :data:`JOB_COLUMNS` only; values bound)."""
+        bad = set(fields) - set(JOB_COLUMNS[4:])
+        if bad or not fields:
+            raise StoreError(f"Cannot set job column(s) {sorted(bad) or 'none'}.")
+        names = list(fields)
+        sql = "UPDATE jobs SET " + ", ".join(n + " = ?" for n in names) + " WHERE job_id = ?"
+        with self.transaction() as cur:
+            cur.execute(sql, [fields[n] for n in names] + [int(job_id)])
+
+    def job_rows(
+        self, *, job_id: int | None = None, key: str | None = None, states=None, limit: int = 200
+    ) -> list[dict]:
+        """Jobs as dicts of :data:`JOB_COLUMNS`, newest first, filtered by id, key or state."""
+        where, params = [], []
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(int(job_id))
+        if key is not None:
+            where.append("key = ?")
+            params.append(key)
+        if states:
+            where.append("state IN (" + ", ".join("?" for _ in states) + ")")
+            params.extend(states)
+        sql = (
+            "SELECT "
+            + ", ".join(JOB_COLUMNS)
+            + " FROM jobs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY job_id DESC LIMIT ?"
+        )
+        rows = self._cur().execute(sql, params + [int(limit)]).fetchall()
+        return [dict(zip(JOB_COLUMNS, r)) for r in rows]
+
     def digest(self) -> dict[str, str]:
         """A content checksum of every table, order-independent: equal digests, equal contents."""
         out = {}
@@ -918,7 +995,7 @@ for _name in (
     "schema_version add_corpus add_corpus_stream corpus_info list_corpora texts metadata "
     "delete_corpus rename_corpus model_dim model_ids register_model missing_texts put_vectors "
     "put_vectors_from_parquet embedded_count vectors prune_vectors corpus_fingerprint get_result "
-    "put_result digest"
+    "put_result has_result add_job update_job job_rows digest"
 ).split():
     setattr(Store, _name, _guarded(getattr(Store, _name)))
 del _name

@@ -77,6 +77,19 @@ def make_corpus(texts, labels=None, source="test"):
     return Corpus(list(texts), [{"label": label} for label in labels], "text", source)
 
 
+def settle(at, store_path):
+    """Wait for the background jobs an AppTest page started (they run in this process's
+    executor), then run the page again, as its polling fragment would."""
+    from analytics.jobs import executor_for
+
+    ex = executor_for(store_path)
+    for job in ex.jobs(active=True):
+        assert ex.wait(job.id, timeout=300).state == "done", ex.get(job.id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def free_port() -> int:
     import socket
 
@@ -171,6 +184,8 @@ def pytest_sessionfinish(session, exitstatus):
     import gc
     import sys
 
+    if "analytics.jobs" in sys.modules:  # the executors the pages opened, and their stores
+        sys.modules["analytics.jobs"].shutdown_all()
     if "streamlit" in sys.modules:
         import streamlit as st
 

@@ -85,6 +85,14 @@ ALLOWED_BROAD = {
         "raises",
         "ray.init cannot reach the cluster: ModelError",
     ),
+    ("analytics/jobs.py", "except Exception:"): (
+        "logs",
+        "a bug in a background job is logged with its traceback and an id; the job records the id",
+    ),
+    ("analytics/pool.py", "except Exception:"): (
+        "hands on",
+        "a bug in a worker process goes to the parent whole (traceback), which raises WorkerError",
+    ),
     ("dashboard/common.py", "except Exception:"): (
         "logs",
         "run_page: a bug in a page is logged with its traceback and an id; the user sees the id",
@@ -139,6 +147,7 @@ def test_user_facing_raises_use_the_family():
     allowed = {
         ("analytics/corpus.py", "TypeError", "stream_corpus reads files on disk"),  # a caller's bug
         ("analytics/inference.py", "RuntimeError", "A tokenizer worker process ended"),  # internal
+        ("analytics/pool.py", "RuntimeError", "The process pool is shut down."),  # a caller's bug
         ("analytics/params.py", "ValueError", "Rule {self.name}: "),  # a rules table that breaks itself
     }
     found = set()

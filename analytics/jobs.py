@@ -1,0 +1,586 @@
+"""Background jobs: long work runs outside the page that asked for it, survives page changes,
+reloads and restarts, and is computed once.
+
+A job is a row in the store's ``jobs`` table (kind, parameters, content key, state, stage,
+fraction, message, who asked, times, error), so its progress is durable and any page, session
+or ``embex jobs`` can follow it. The :class:`Executor` belongs to the process that owns the
+store file (DuckDB allows one writer process): it runs jobs in threads (I/O, torch, numpy),
+sends CPU-bound pure work (UMAP, t-SNE) to a :class:`~analytics.pool.ProcessPool`, bounds how
+many run at once (in total, per requester, and one model job at a time), cancels, and on start
+takes up the jobs that were running when the last process died.
+
+A job is known by its content key (what it computes from what): asking again for the same
+thing joins the job that is running or returns the finished one, whose result is cached.
+
+>>> ex = executor_for("explorer.duckdb")
+>>> job = ex.submit("project", {"corpus": "news", "model_id": DEFAULT_MODEL, "method": "umap"})
+>>> ex.wait(job.id).state
+'done'
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ExplorerError, ParameterError, StoreError
+from .pool import Cancelled, ProcessPool
+from .store import Store, default_store_path
+
+log = logging.getLogger("embex.jobs")
+
+#: a job's life: queued -> running -> done | failed | cancelled (a restart puts running back
+#: to queued)
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+#: the most queued or running jobs one requester may have
+MAX_QUEUED_PER_REQUESTER = 20
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table."""
+
+    id: int
+    kind: str
+    params: dict
+    key: str
+    state: str
+    stage: str
+    fraction: float
+    message: str
+    requested_by: str
+    created: float
+    started: float | None
+    finished: float | None
+    error: str | None
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: dict) -> Job:
+        return cls(
+            id=int(row["job_id"]),
+            kind=row["kind"],
+            params=json.loads(row["params"]),
+            key=row["key"],
+            state=row["state"],
+            stage=row["stage"],
+            fraction=float(row["fraction"]),
+            message=row["message"],
+            requested_by=row["requested_by"],
+            created=row["created"],
+            started=row["started"],
+            finished=row["finished"],
+            error=row["error"],
+            attempts=int(row["attempts"]),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds it has run (so far, or in all)."""
+        if self.started is None:
+            return 0.0
+        return max(0.0, (self.finished or time.time()) - self.started)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far, once there is a rate to go by."""
+        if self.state != "running" or self.fraction < 0.05 or self.elapsed < 2:
+            return None
+        return self.elapsed * (1 - self.fraction) / self.fraction
+
+    def describe(self) -> str:
+        """One line: what, on what, and how far."""
+        what = self.params.get("corpus") or ""
+        if self.kind == "project":
+            what += f" · {str(self.params.get('method', '')).upper()}"
+        line = f"#{self.id} {self.kind} {what} · {self.state}"
+        if self.state == "running":
+            line += f" · {self.stage} · {self.fraction:.0%}"
+        if self.error:
+            line += f" · {self.error}"
+        elif self.message:
+            line += f" · {self.message}"
+        return line
+
+
+class JobContext:
+    """What a running job sees: its parameters, the store, progress reporting and the cancel flag."""
+
+    def __init__(self, executor: Executor, job: Job):
+        self.executor, self.job, self.params = executor, job, job.params
+        self.store = executor.store
+        self.cancel_event = threading.Event()
+        self._last_write = 0.0
+        self._last_stage = None
+
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def progress(self, stage: str, fraction: float, message: str | None = None) -> None:
+        """Report progress; written to the store at most every half second (the first report
+        at once). Pages in this process read the freshest value from memory."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.executor._live[self.job.id] = (stage, fraction, message)
+        now = time.monotonic()
+        if self._last_stage is None or now - self._last_write >= 0.5:
+            self._last_write, self._last_stage = now, stage
+            fields = {"stage": stage, "fraction": fraction}
+            if message is not None:
+                fields["message"] = message
+            self.store.update_job(self.job.id, **fields)
+
+    def say(self, message: str) -> None:
+        self.executor._live.pop(self.job.id, None)
+        self.store.update_job(self.job.id, message=message)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What a kind of job computes. ``prepare(store, params)`` checks the parameters (raising
+    an :class:`ExplorerError` that says what is wrong) and returns them normalised with the
+    content key; ``done(store, params)`` says whether the result is already there; ``run(ctx)``
+    computes it, reporting progress and stopping when cancelled. ``resource``: jobs of the same
+    resource "model" run one at a time (the model, the GPU). ``on_restart``: what happens to a
+    job that was running when its process died ("resumed" keeps what was done)."""
+
+    name: str
+    prepare: Callable
+    done: Callable
+    run: Callable
+    resource: str = "cpu"
+    on_restart: str = "restarted"
+
+
+KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    KINDS[kind.name] = kind
+    return kind
+
+
+class Executor:
+    """Runs the jobs of one store; owned by the process that owns the store file.
+
+    max_running : jobs running at once in total.
+    max_per_requester : jobs of one requester running at once (the rest wait, queued).
+    processes : worker processes for CPU-bound pure work (UMAP, t-SNE).
+    resume : take up the jobs that were queued or running when the last process stopped.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_running: int = 2,
+        max_per_requester: int = 1,
+        processes: int = 1,
+        resume: bool = True,
+        poll: float = 0.25,
+    ):
+        self.store = store
+        self.max_running, self.max_per_requester = int(max_running), int(max_per_requester)
+        self.pool = ProcessPool(processes)
+        self.poll = poll
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
+        self._live: dict[int, tuple] = {}
+        self._closed = False
+        self._dirty, self._published = True, 0.0
+        self._sidecar = None if str(store.path) == ":memory:" else sidecar(store.path)
+        if resume and not store.read_only:
+            self._take_up_interrupted()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="embex-jobs", daemon=True)
+        self._dispatcher.start()
+
+    # -- asking ----------------------------------------------------------------------------------
+
+    def prepare(self, kind: str, params: dict | None = None) -> tuple[JobKind, dict, str]:
+        """The kind, the checked parameters and the content key of a request (nothing runs)."""
+        if kind not in KINDS:
+            raise ParameterError(f"Unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}.")
+        spec = KINDS[kind]
+        params, key = spec.prepare(self.store, dict(params or {}))
+        return spec, params, key
+
+    def find(self, kind: str, params: dict | None = None) -> Job | None:
+        """The newest job for this request (running, or finished), or None."""
+        _, _, key = self.prepare(kind, params)
+        rows = self.store.job_rows(key=key, limit=1)
+        return self._with_live(Job.from_row(rows[0])) if rows else None
+
+    def submit(self, kind: str, params: dict | None = None, *, requested_by: str = "local") -> Job:
+        """Ask for a job. The same request as a queued or running job joins it; one whose
+        result is already there returns the finished job (recorded once, if the result came
+        from elsewhere: the CLI, an older version)."""
+        spec, params, key = self.prepare(kind, params)
+        requested_by = str(requested_by)[:200]
+        with self._lock:
+            active = self.store.job_rows(key=key, states=ACTIVE, limit=1)
+            if active:
+                return self._with_live(Job.from_row(active[0]))
+            if spec.done(self.store, params):
+                done = self.store.job_rows(key=key, states=("done",), limit=1)
+                if done:
+                    return Job.from_row(done[0])
+                job_id = self._insert(spec, params, key, requested_by)
+                now = time.time()
+                self.store.update_job(
+                    job_id, state="done", fraction=1.0, started=now, finished=now, message="already computed"
+                )
+                return self.get(job_id)
+            mine = [
+                r
+                for r in self.store.job_rows(states=ACTIVE, limit=10_000)
+                if r["requested_by"] == requested_by
+            ]
+            if len(mine) >= MAX_QUEUED_PER_REQUESTER:
+                raise ParameterError(
+                    f"{len(mine)} of your jobs are queued or running; wait for some to finish, "
+                    "or cancel some on the Jobs page (embex jobs cancel ID)."
+                )
+            job_id = self._insert(spec, params, key, requested_by)
+            self._dirty = True
+            self._wake.notify_all()
+        return self.get(job_id)
+
+    def _insert(self, spec: JobKind, params: dict, key: str, requested_by: str) -> int:
+        return self.store.add_job(
+            spec.name, json.dumps(params, sort_keys=True), key, requested_by, time.time()
+        )
+
+    def get(self, job_id: int) -> Job:
+        rows = self.store.job_rows(job_id=int(job_id), limit=1)
+        if not rows:
+            raise StoreError(f"There is no job {job_id} in this store.")
+        return self._with_live(Job.from_row(rows[0]))
+
+    def jobs(self, *, active: bool | None = None, limit: int = 50) -> list[Job]:
+        """Newest first: the active ones (active=True), the ended ones (False), or all."""
+        states = ACTIVE if active else (("done", "failed", "cancelled") if active is False else None)
+        return [self._with_live(Job.from_row(r)) for r in self.store.job_rows(states=states, limit=limit)]
+
+    def _with_live(self, job: Job) -> Job:
+        """The row, with the freshest progress of a job running in this process."""
+        live = self._live.get(job.id) if job.state == "running" else None
+        if live is None:
+            return job
+        stage, fraction, message = live
+        return Job(
+            **{**job.__dict__, "stage": stage, "fraction": fraction, "message": message or job.message}
+        )
+
+    def cancel(self, job_id: int) -> Job:
+        """Stop a job: a queued one never starts; a running one stops within one batch (an
+        embedding keeps what it committed) or at once (work in a worker process)."""
+        with self._lock:
+            self._cancel(int(job_id))
+        return self.get(job_id)
+
+    def _cancel(self, job_id: int) -> None:  # with the lock held
+        job = self.get(job_id)
+        if job.state == "queued":
+            self.store.update_job(
+                job.id, state="cancelled", finished=time.time(), message="cancelled before it started"
+            )
+        elif job.state == "running" and job.id in self._running:
+            self._running[job.id][0].cancel_event.set()
+            self.store.update_job(job.id, message="cancelling…")
+        self._dirty = True
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Block until the job has ended (or ``timeout`` seconds passed); returns it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if not job.active or (deadline is not None and time.monotonic() > deadline):
+                return job
+            time.sleep(0.05)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _take_up_interrupted(self) -> None:
+        for row in self.store.job_rows(states=ACTIVE, limit=10_000):
+            if row["state"] == "running":
+                how = KINDS[row["kind"]].on_restart if row["kind"] in KINDS else "restarted"
+                self.store.update_job(
+                    row["job_id"],
+                    state="queued",
+                    message=f"{how} after a restart (the server stopped while it ran)",
+                )
+                log.info("job %s (%s) will be %s after a restart", row["job_id"], row["kind"], how)
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                self._wake.wait(self.poll)
+                if self._closed:
+                    return
+                try:
+                    self._take_requests()
+                    self._start_what_fits()
+                    self._publish()
+                except ExplorerError as exc:  # a damaged or read-only store: nothing can start
+                    log.warning("jobs cannot start: %s", exc)
+                except OSError as exc:  # the sidecar folder: jobs still run without it
+                    log.warning("the jobs snapshot could not be written: %s", exc)
+
+    def _publish(self) -> None:
+        """Write the jobs list beside the store (``embex jobs`` reads it while this process
+        holds the file): after each change, and each second while jobs run."""
+        if self._sidecar is None or not (
+            self._dirty or (self._running and time.time() - self._published >= 1)
+        ):
+            return
+        self._sidecar.mkdir(exist_ok=True)
+        rows = [self._with_live(Job.from_row(r)).__dict__ for r in self.store.job_rows(limit=100)]
+        tmp = self._sidecar / f"jobs.json.{os.getpid()}"
+        tmp.write_text(json.dumps({"pid": os.getpid(), "written": time.time(), "jobs": rows}))
+        os.replace(tmp, self._sidecar / "jobs.json")
+        self._dirty, self._published = False, time.time()
+
+    def _take_requests(self) -> None:
+        """Cancel requests that ``embex jobs cancel`` left beside the store."""
+        if self._sidecar is None or not self._sidecar.is_dir():
+            return
+        for entry in self._sidecar.glob("cancel-*"):
+            job_id = entry.name.removeprefix("cancel-")
+            entry.unlink(missing_ok=True)
+            if job_id.isdigit() and self.store.job_rows(job_id=int(job_id), limit=1):
+                self._cancel(int(job_id))
+
+    def _start_what_fits(self) -> None:
+        if len(self._running) >= self.max_running:
+            return
+        queued = sorted(self.store.job_rows(states=("queued",), limit=1000), key=lambda r: r["job_id"])
+        for row in queued:
+            if len(self._running) >= self.max_running:
+                return
+            job = Job.from_row(row)
+            spec = KINDS.get(job.kind)
+            if spec is None:
+                self.store.update_job(
+                    job.id, state="failed", finished=time.time(), error=f"unknown job kind {job.kind!r}"
+                )
+                continue
+            busy = [ctx.job for ctx, _ in self._running.values()]
+            if sum(j.requested_by == job.requested_by for j in busy) >= self.max_per_requester:
+                continue
+            if spec.resource == "model" and any(KINDS[j.kind].resource == "model" for j in busy):
+                continue
+            ctx = JobContext(self, job)
+            self.store.update_job(
+                job.id, state="running", started=time.time(), attempts=job.attempts + 1, stage="starting"
+            )
+            thread = threading.Thread(
+                target=self._run, args=(ctx, spec), name=f"embex-job-{job.id}", daemon=True
+            )
+            self._running[job.id] = (ctx, thread)
+            thread.start()
+
+    def _run(self, ctx: JobContext, spec: JobKind) -> None:
+        job_id = ctx.job.id
+        fields: dict = {}
+        try:
+            spec.run(ctx)  # raises Cancelled when it stopped early for a cancel
+            fields = {"state": "done", "fraction": 1.0, "stage": "done"}
+        except Cancelled:
+            done = self._live.get(job_id, (None, None, None))[2]
+            fields = {
+                "state": "cancelled",
+                "message": "cancelled; what was done is kept" + (f" ({done})" if done else ""),
+            }
+        except ExplorerError as exc:
+            fields = {"state": "failed", "error": str(exc)}
+        except Exception:  # noqa: BLE001 - a bug: logged with its traceback under an id
+            incident = secrets.token_hex(4)
+            log.exception("job %s (%s) failed (error id %s)", job_id, spec.name, incident)
+            fields = {
+                "state": "failed",
+                "error": f"unexpected error (error id {incident}); see the server log",
+            }
+        finally:
+            with self._lock:
+                self._live.pop(job_id, None)
+                try:
+                    self.store.update_job(job_id, finished=time.time(), **fields)
+                except ExplorerError as exc:
+                    log.warning("job %s ended (%s) but could not be recorded: %s", job_id, fields, exc)
+                self._running.pop(job_id, None)
+                self._dirty = True
+                self._wake.notify_all()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop starting jobs, cancel the running ones (they stay resumable), stop the workers."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running.values())
+            self._wake.notify_all()
+        for ctx, _ in running:
+            ctx.cancel_event.set()
+        if wait:
+            for _, thread in running:
+                thread.join(timeout=30)
+        self.pool.shutdown()
+
+
+# -- beside the store: what embex jobs reads and writes while another process holds the file --
+
+
+def sidecar(store_path) -> Path:
+    """The folder beside a store file where its executor publishes the jobs list and takes
+    cancel requests (file names made here from integers only)."""
+    return Path(str(store_path) + ".jobs")
+
+
+def published_jobs(store_path) -> tuple[int, float, list[Job]] | None:
+    """(pid, when written, jobs) as the process that holds the store last published them."""
+    path = sidecar(store_path) / "jobs.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return int(data["pid"]), float(data["written"]), [Job(**j) for j in data["jobs"]]
+
+
+def request_cancel(store_path, job_id: int) -> Path:
+    """Ask the process that holds the store to cancel a job (it looks every quarter second)."""
+    folder = sidecar(store_path)
+    folder.mkdir(exist_ok=True)
+    path = folder / f"cancel-{int(job_id)}"
+    path.touch()
+    return path
+
+
+# -- one executor per store file in this process ---------------------------------------------------
+
+_executors: dict[str, Executor] = {}
+_registry_lock = threading.Lock()
+
+
+def executor_for(path: str | os.PathLike | None = None, **options) -> Executor:
+    """The process's executor (and so its one Store) for a store file, created on first use:
+    the dashboard's pages, its server start (``embex serve``) and the tests all share it."""
+    resolved = str(Path(path if path is not None else default_store_path()).expanduser().resolve())
+    with _registry_lock:
+        ex = _executors.get(resolved)
+        if ex is None or ex._closed:
+            ex = _executors[resolved] = Executor(Store(resolved), **options)
+        return ex
+
+
+@atexit.register
+def shutdown_all() -> None:
+    """Stop every executor of this process (at exit too: no thread reads a store mid-teardown)."""
+    with _registry_lock:
+        executors = list(_executors.values())
+        _executors.clear()
+    for ex in executors:
+        ex.shutdown(wait=True)
+        ex.store.close()
+
+
+# -- the kinds of job -----------------------------------------------------------------------------
+
+
+def _prepare_embed(store: Store, params: dict):
+    from .embedding import embedding_key
+
+    name = params.get("corpus")
+    store.corpus_info(name)  # an unknown corpus raises, naming the known ones
+    model = params.get("model") or None
+    device, precision = params.get("device") or "auto", params.get("precision") or "auto"
+    model_id = embedding_key(model, device=device, precision=precision)
+    out = {"corpus": name, "model": model, "device": device, "precision": precision, "model_id": model_id}
+    return out, f"embed:{store.corpus_fingerprint(name)}:{model_id}"
+
+
+def _embed_done(store: Store, params: dict) -> bool:
+    return (
+        store.embedded_count(params["corpus"], params["model_id"])
+        >= store.corpus_info(params["corpus"]).n_docs
+    )
+
+
+def _run_embed(ctx: JobContext) -> None:
+    from .embedding import embed_corpus, shared_embedder
+
+    p = ctx.params
+    ctx.progress("loading the model", 0.0)
+    embedder = shared_embedder(p["model"], p["device"], p["precision"])
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress("embedding", done / max(total, 1), f"{done:,} of {total:,} texts")
+
+    report = embed_corpus(ctx.store, p["corpus"], embedder, progress=progress, should_stop=ctx.cancel_event)
+    if report.stopped:
+        raise Cancelled()
+    ctx.say(report.summary())
+
+
+register(JobKind("embed", _prepare_embed, _embed_done, _run_embed, resource="model", on_restart="resumed"))
+
+
+def _prepare_project(store: Store, params: dict):
+    from .projection import projection_request
+
+    params = dict(params)
+    name, model_id = params.pop("corpus", None), params.pop("model_id", None)
+    if not model_id:
+        raise ParameterError("A map job needs model_id: the key of the vectors to project.")
+    request = projection_request(store, name, model_id, **params)
+    out = {
+        "corpus": request.name,
+        "model_id": request.model_id,
+        **request.kwargs(),
+    }
+    return out, request.key
+
+
+def _project_request(store: Store, params: dict):
+    from .projection import projection_request
+
+    p = dict(params)
+    return projection_request(store, p.pop("corpus"), p.pop("model_id"), **p)
+
+
+def _project_done(store: Store, params: dict) -> bool:
+    return store.has_result(_project_request(store, params).key)
+
+
+def _run_project(ctx: JobContext) -> None:
+    from .projection import project, save_projection
+
+    request = _project_request(ctx.store, ctx.params)
+    ctx.progress("reading the vectors", 0.0)
+    X = ctx.store.vectors(request.name, request.model_id)
+    if request.method == "pca":  # BLAS does the work and releases the GIL: a thread will do
+        proj = project(X, progress=ctx.progress, **request.kwargs())
+    else:
+        proj = ctx.executor.pool.run(
+            "analytics.projection:project",
+            X=X,
+            progress=ctx.progress,
+            cancelled=ctx.cancelled,
+            **request.kwargs(),
+        )
+    del X
+    save_projection(ctx.store, request, proj)
+    ctx.say(f"{proj.describe()} in {proj.seconds:,.1f} s")
+
+
+register(JobKind("project", _prepare_project, _project_done, _run_project, on_restart="restarted"))

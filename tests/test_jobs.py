@@ -1,0 +1,352 @@
+"""The job layer on real DuckDB files, real worker processes and real (small) UMAP/PCA work:
+identical requests share one job, limits hold, cancel stops work and keeps what was done, and a
+job interrupted by a dead process is taken up by the next one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT, make_corpus
+
+from analytics.errors import ParameterError, StoreError
+from analytics.jobs import (
+    KINDS,
+    Executor,
+    JobKind,
+    published_jobs,
+    register,
+    request_cancel,
+)
+from analytics.store import Store, text_hash
+
+
+def _vectors(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def _corpus(store: Store, name: str, n: int, model: str = "m", seed: int = 0) -> None:
+    texts = [f"{name} text {i}" for i in range(n)]
+    store.add_corpus(name, make_corpus(texts))
+    store.register_model(model, 16)
+    store.put_vectors(model, [text_hash(t) for t in texts], _vectors(n, seed=seed))
+
+
+@pytest.fixture
+def ex(tmp_path):
+    store = Store(tmp_path / "jobs.duckdb")
+    _corpus(store, "small", 300)
+    executor = Executor(store)
+    yield executor
+    executor.shutdown()
+    store.close()
+
+
+UMAP = {"corpus": "small", "model_id": "m", "method": "umap"}
+PCA = {"corpus": "small", "model_id": "m", "method": "pca"}
+
+
+def _job_count(store: Store) -> int:
+    return len(store.job_rows(limit=10_000))
+
+
+# a kind whose run waits until the test lets it go: shows the executor's limits at work without
+# timing anything. Its parameters carry the event's name; resource "model" for the GPU rule.
+_GATES: dict[str, threading.Event] = {}
+
+
+def _gate_prepare(store, params):
+    return dict(params), "gate:" + params["gate"]
+
+
+def _gate_run(ctx):
+    gate = _GATES[ctx.params["gate"]]
+    while not gate.wait(0.05):
+        if ctx.cancelled():
+            from analytics.pool import Cancelled
+
+            raise Cancelled()
+        ctx.progress("waiting at the gate", 0.5)
+
+
+register(JobKind("gate", _gate_prepare, lambda store, params: False, _gate_run))
+register(JobKind("gate-model", _gate_prepare, lambda store, params: False, _gate_run, resource="model"))
+
+
+def _gate(name: str) -> threading.Event:
+    return _GATES.setdefault(name, threading.Event())
+
+
+def _until(predicate, what: str, timeout: float = 60):
+    """Wait for a state (not a time: the timeout only bounds a broken run)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"never reached: {what}"
+        time.sleep(0.02)
+
+
+def test_a_map_job_computes_caches_and_is_not_run_twice(ex):
+    job = ex.submit("project", UMAP, requested_by="a")
+    done = ex.wait(job.id, timeout=300)
+    assert done.state == "done" and done.fraction == 1.0 and done.attempts == 1
+    assert "UMAP" in done.message
+    assert ex.store.has_result(done.key)
+    again = ex.submit("project", {**UMAP, "n_neighbors": 15}, requested_by="b")  # 15 is the default
+    assert again.id == job.id and again.state == "done"
+    assert _job_count(ex.store) == 1
+
+
+def test_identical_requests_at_once_share_one_job(ex):
+    ids, barrier = [], threading.Barrier(4)
+
+    def ask(who):
+        barrier.wait()
+        ids.append(ex.submit("project", {**UMAP, "method": "tsne"}, requested_by=who).id)
+
+    threads = [threading.Thread(target=ask, args=(f"s{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    assert ex.wait(ids[0], timeout=300).state == "done"
+    assert _job_count(ex.store) == 1
+
+
+def test_a_result_computed_elsewhere_is_recorded_once_as_done(ex):
+    from analytics.projection import corpus_projection
+
+    corpus_projection(ex.store, "small", "m", "pca")  # as the CLI or a report would
+    job = ex.submit("project", PCA)
+    assert job.state == "done" and job.message == "already computed"
+    assert ex.submit("project", PCA).id == job.id
+
+
+@pytest.mark.parametrize(
+    "method, word",
+    [pytest.param("umap", "UMAP epoch", marks=pytest.mark.slow), ("tsne", "t-SNE iteration")],
+)
+def test_umap_and_tsne_report_their_iterations(method, word):
+    """What a map job's progress bar shows: UMAP by epoch, t-SNE by iteration, never backwards."""
+    from analytics.projection import project
+
+    seen = []
+    project(_vectors(200), method, progress=lambda stage, f: seen.append((stage, f)))
+    steps = [stage for stage, _ in seen if stage.startswith(word)]
+    assert steps, seen
+    n, total = steps[-1].removeprefix(word).split(" of ")
+    assert n.strip() == total.strip()  # the last report is the last epoch or iteration
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_cancel_a_running_map_kills_its_worker_and_stores_nothing(tmp_path):
+    store = Store(tmp_path / "big.duckdb")
+    _corpus(store, "big", 4000, seed=1)
+    ex = Executor(store)
+    try:
+        job = ex.submit("project", {"corpus": "big", "model_id": "m", "method": "tsne"})
+        _until(lambda: ex.get(job.id).state == "running", "the t-SNE job runs")
+        ex.cancel(job.id)
+        ended = ex.wait(job.id, timeout=60)
+        assert ended.state == "cancelled" and ended.finished is not None
+        assert not store.has_result(job.key)
+        # the next request is a new job, which computes
+        again = ex.submit("project", {"corpus": "big", "model_id": "m", "method": "pca"})
+        assert ex.wait(again.id, timeout=120).state == "done"
+    finally:
+        ex.shutdown()
+        store.close()
+
+
+def test_cancel_a_queued_job_and_it_never_starts(ex):
+    gate = _gate("q")
+    first = ex.submit("gate", {"gate": "q"}, requested_by="same")
+    second = ex.submit("gate", {"gate": "q2"}, requested_by="same")  # one per requester at a time
+    _until(lambda: ex.get(first.id).state == "running", "the first runs")
+    assert ex.get(second.id).state == "queued"
+    assert ex.cancel(second.id).state == "cancelled"
+    gate.set()
+    _GATES["q2"] = threading.Event()
+    assert ex.wait(first.id, timeout=60).state == "done"
+    time.sleep(ex.poll * 3)  # give the dispatcher rounds in which it could wrongly start it
+    assert ex.get(second.id).state == "cancelled" and ex.get(second.id).started is None
+
+
+def test_limits_per_requester_in_total_and_one_model_job_at_a_time(tmp_path):
+    store = Store(tmp_path / "limits.duckdb")
+    ex = Executor(store, max_running=2, max_per_requester=1)
+    try:
+        for name in ("a1", "a2", "b1", "c1", "m1", "m2"):
+            _gate(name).clear()
+        a1 = ex.submit("gate", {"gate": "a1"}, requested_by="alice")
+        a2 = ex.submit("gate", {"gate": "a2"}, requested_by="alice")
+        b1 = ex.submit("gate", {"gate": "b1"}, requested_by="bob")
+        c1 = ex.submit("gate", {"gate": "c1"}, requested_by="carol")
+        _until(lambda: ex.get(a1.id).state == ex.get(b1.id).state == "running", "alice's and bob's first run")
+        time.sleep(ex.poll * 3)
+        assert ex.get(a2.id).state == "queued"  # alice already has one running
+        assert ex.get(c1.id).state == "queued"  # two run in total
+        for name in ("a1", "b1", "a2", "c1"):
+            _gate(name).set()
+        for job in (a1, a2, b1, c1):
+            assert ex.wait(job.id, timeout=60).state == "done"
+
+        m1 = ex.submit("gate-model", {"gate": "m1"}, requested_by="alice")
+        m2 = ex.submit("gate-model", {"gate": "m2"}, requested_by="bob")
+        _until(lambda: ex.get(m1.id).state == "running", "the first model job runs")
+        time.sleep(ex.poll * 3)
+        assert ex.get(m2.id).state == "queued"  # the model (the GPU) takes one job at a time
+        _gate("m1").set()
+        _until(lambda: ex.get(m2.id).state == "running", "the second model job runs after it")
+        _gate("m2").set()
+        assert ex.wait(m2.id, timeout=60).state == "done"
+    finally:
+        for gate in _GATES.values():
+            gate.set()
+        ex.shutdown()
+        store.close()
+
+
+def test_a_requester_cannot_fill_the_queue(ex):
+    from analytics.jobs import MAX_QUEUED_PER_REQUESTER
+
+    _gate("fill").clear()
+    for i in range(MAX_QUEUED_PER_REQUESTER):
+        _gate(f"fill{i}").clear()
+        ex.submit("gate", {"gate": f"fill{i}"}, requested_by="greedy")
+    with pytest.raises(ParameterError, match="queued or running"):
+        ex.submit("gate", {"gate": "fill"}, requested_by="greedy")
+    ex.submit("gate", {"gate": "fill"}, requested_by="someone else")  # others still get in
+    for gate in _GATES.values():
+        gate.set()
+
+
+def test_bad_requests_are_refused_at_submit_with_a_message(ex):
+    with pytest.raises(ParameterError, match="Unknown job kind"):
+        ex.submit("mine bitcoin", {})
+    with pytest.raises(StoreError, match="No corpus named .nope."):
+        ex.submit("project", {**UMAP, "corpus": "nope"})
+    with pytest.raises(ParameterError, match="n_neighbors"):
+        ex.submit("project", {**UMAP, "n_neighbors": 10**6})
+    assert _job_count(ex.store) == 0
+
+
+def test_a_job_that_fails_records_the_message(ex):
+    ex.store.add_corpus("unembedded", make_corpus(["x one", "x two", "x three"]))
+    job = ex.submit("project", {"corpus": "unembedded", "model_id": "m", "method": "pca"})
+    ended = ex.wait(job.id, timeout=60)
+    assert ended.state == "failed" and "embed" in ended.error
+
+
+def test_a_job_running_when_its_process_died_is_taken_up_at_the_next_start(tmp_path):
+    path = tmp_path / "crash.duckdb"
+    with Store(path) as store:
+        _corpus(store, "small", 300)
+        # what a killed process leaves behind: a job marked running that nothing runs
+        job_id = store.add_job("project", json.dumps(_params(store, PCA)), _key(store, PCA), "x", time.time())
+        store.update_job(job_id, state="running", started=time.time(), attempts=1)
+    store = Store(path)
+    ex = Executor(store)
+    try:
+        ended = ex.wait(job_id, timeout=120)
+        assert ended.state == "done" and ended.attempts == 2
+        assert store.has_result(ended.key)
+        assert _job_count(store) == 1
+    finally:
+        ex.shutdown()
+        store.close()
+
+
+def _params(store, params):
+    return KINDS["project"].prepare(store, dict(params))[0]
+
+
+def _key(store, params):
+    return KINDS["project"].prepare(store, dict(params))[1]
+
+
+def test_the_jobs_list_is_published_beside_the_store_and_cancel_requests_are_taken(ex):
+    _gate("side").clear()
+    job = ex.submit("gate", {"gate": "side"}, requested_by="cli test")
+    _until(lambda: ex.get(job.id).state == "running", "the job runs")
+    _until(lambda: (published_jobs(ex.store.path) or (0, 0, []))[2], "the list is published")
+    pid, _, jobs = published_jobs(ex.store.path)
+    assert jobs[0].id == job.id and jobs[0].requested_by == "cli test"
+    request_cancel(ex.store.path, job.id)
+    assert ex.wait(job.id, timeout=60).state == "cancelled"
+    _until(lambda: published_jobs(ex.store.path)[2][0].state == "cancelled", "the list says so")
+
+
+def _embex(*args, store):
+    return subprocess.run(
+        [sys.executable, "-m", "analytics.cli", *args, "--store", str(store)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_embex_jobs_lists_and_cancels_with_no_server(tmp_path):
+    path = tmp_path / "cli.duckdb"
+    with Store(path) as store:
+        _corpus(store, "small", 300)
+        job_id = store.add_job("project", json.dumps(_params(store, PCA)), _key(store, PCA), "x", time.time())
+    out = _embex("jobs", store=path)
+    assert out.returncode == 0 and f"{job_id:>5}  project  queued" in out.stdout
+    out = _embex("jobs", "cancel", str(job_id), store=path)
+    assert out.returncode == 0, out.stderr
+    with Store(path) as store:
+        assert store.job_rows(job_id=job_id)[0]["state"] == "cancelled"
+    out = _embex("jobs", "cancel", store=path)
+    assert out.returncode == 2 and "Which job?" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_embex_jobs_while_another_process_holds_the_store(tmp_path):
+    """The dashboard holds the file: list what it published, leave it a cancel request; the
+    writing commands say who holds the store (one line, no traceback)."""
+    path = tmp_path / "held.duckdb"
+    with Store(path) as store:
+        _corpus(store, "small", 300)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from analytics.jobs import JobKind, executor_for, register\n"
+            "from analytics.pool import Cancelled\n"
+            "def run(ctx):\n"
+            "    while not ctx.cancelled():\n"
+            "        time.sleep(0.05)\n"
+            "    raise Cancelled()\n"
+            "register(JobKind('wait', lambda s, p: (p, 'wait'), lambda s, p: False, run))\n"
+            f"ex = executor_for({str(path)!r})\n"
+            "job = ex.submit('wait', {})\n"
+            "print('ready', job.id, flush=True)\n"
+            "print(ex.wait(job.id, timeout=100).state, flush=True)\n",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().split()[0] == "ready"
+        _until(lambda: (published_jobs(path) or (0, 0, []))[2], "the holder publishes its jobs")
+        out = _embex("jobs", store=path)
+        assert out.returncode == 0 and f"held by process {holder.pid}" in out.stdout
+        assert "wait" in out.stdout
+        out = _embex("gc", store=path)
+        assert out.returncode == 2 and "open in another process" in out.stderr
+        assert "Traceback" not in out.stderr
+        out = _embex("jobs", "cancel", "1", store=path)
+        assert out.returncode == 0 and "Asked the process" in out.stdout
+        assert holder.stdout.readline().strip() == "cancelled"
+    finally:
+        holder.kill()
+        holder.wait()
