@@ -47,29 +47,76 @@ def plotly_text(text, max_len: int | None = None) -> str:
     return html.escape(t, quote=False)
 
 
-def _title(main: str, sub: str) -> dict:
-    """A title and its subtitle; the ``<br><sup>`` markup is ours, the words are the user's."""
-    text = f"{plotly_text(main, TITLE_LEN)}<br><sup>{plotly_text(sub, SUBTITLE_LEN)}</sup>"
+def _title(main: str, sub: str, note: str = "") -> dict:
+    """A title and its subtitle; the ``<br><sup>`` markup is ours, the words are the user's.
+    ``note`` (our own words, with numbers) follows the shortened subtitle, so it is never cut."""
+    sub = plotly_text(sub, SUBTITLE_LEN) + (f" · {plotly_text(note)}" if note else "")
+    text = f"{plotly_text(main, TITLE_LEN)}<br><sup>{sub}</sup>"
     return dict(text=text, x=0.01, xanchor="left")
 
 
+#: the most points :func:`map_figure` draws by default (a seeded random sample beyond it)
+MAP_MAX_POINTS = 100_000
+
+
+def map_sample(n: int, max_points: int | None, highlight=None, *, seed: int = 0) -> np.ndarray:
+    """The rows a map of ``n`` points draws, ascending: all of them when ``n <= max_points``,
+    else ``max_points`` of them: every highlighted row first (a seeded sample of them when they
+    alone are too many), the rest a seeded random sample of the others. The others are taken in
+    one fixed random order, so a new search changes the sample only by the rows it needs."""
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    keep = np.zeros(n, dtype=bool)
+    h = np.unique(np.asarray(highlight, dtype=np.int64)) if highlight is not None else np.empty(0, np.int64)
+    if h.size > max_points:
+        h = np.sort(rng.choice(h, max_points, replace=False))
+    keep[h] = True
+    others = order[~keep[order]][: max_points - h.size]
+    keep[others] = True
+    return np.flatnonzero(keep)
+
+
 def map_figure(
-    coords, texts, *, color=None, color_name: str = "", highlight=None, title: str = "", subtitle: str = ""
+    coords,
+    texts,
+    *,
+    color=None,
+    color_name: str = "",
+    highlight=None,
+    title: str = "",
+    subtitle: str = "",
+    max_points: int | None = MAP_MAX_POINTS,
+    seed: int = 0,
 ):
-    """A WebGL scatter of a 2D map. ``color``: labels (categorical) or numbers (continuous)."""
+    """A WebGL scatter of a 2D map. ``color``: labels (categorical) or numbers (continuous).
+
+    Above ``max_points`` texts (``None``: no cap) it draws a seeded random sample of them, always
+    with the highlighted rows (:func:`map_sample`), and the subtitle says "showing a random N
+    of M texts". Each point's ``customdata`` is its row in ``coords``, sampled or not, so a
+    selection names the corpus's rows."""
     import plotly.graph_objects as go
 
     coords = np.asarray(coords)
-    hover = [plotly_text(t, HOVER_LEN) for t in texts]
+    n = len(coords)
+    shown = map_sample(n, max_points, highlight, seed=seed)
+    note = ""
+    if shown.size < n:
+        note = f"showing a random {shown.size:,} of {n:,} texts"
+        if highlight is not None and len(highlight):
+            kept = np.isin(np.unique(np.asarray(highlight, dtype=np.int64)), shown).sum()
+            note += f" (with {kept:,} of the {np.unique(highlight).size:,} highlighted)"
+    hover = [plotly_text(texts[i], HOVER_LEN) for i in shown.tolist()]  # aligned with ``shown``
+    xy = coords[shown]
     fig = go.Figure()
-    ids = np.arange(len(coords))
     if color is None:
         fig.add_trace(
             go.Scattergl(
-                x=coords[:, 0],
-                y=coords[:, 1],
+                x=xy[:, 0],
+                y=xy[:, 1],
                 mode="markers",
-                customdata=ids,
+                customdata=shown,
                 hovertext=hover,
                 hoverinfo="text",
                 name="texts",
@@ -79,16 +126,16 @@ def map_figure(
     elif np.issubdtype(np.asarray(color).dtype, np.number):
         fig.add_trace(
             go.Scattergl(
-                x=coords[:, 0],
-                y=coords[:, 1],
+                x=xy[:, 0],
+                y=xy[:, 1],
                 mode="markers",
-                customdata=ids,
+                customdata=shown,
                 hovertext=hover,
                 hoverinfo="text",
                 name=plotly_text(color_name, LEGEND_LEN),
                 marker=dict(
                     size=5,
-                    color=color,
+                    color=np.asarray(color)[shown],
                     colorscale="Viridis",
                     opacity=0.8,
                     colorbar=dict(title=plotly_text(color_name, LEGEND_LEN)),
@@ -96,15 +143,19 @@ def map_figure(
             )
         )
     else:
-        labels = np.asarray([str(c) for c in color])
-        for i, value in enumerate(dict.fromkeys(labels)):
+        # colours follow every label's first appearance in the corpus, sampled or not
+        values = list(dict.fromkeys(str(c) for c in color))
+        labels = np.array([str(color[i]) for i in shown.tolist()], dtype=object)
+        for i, value in enumerate(values):
             m = labels == value
+            if not m.any():
+                continue
             fig.add_trace(
                 go.Scattergl(
-                    x=coords[m, 0],
-                    y=coords[m, 1],
+                    x=xy[m, 0],
+                    y=xy[m, 1],
                     mode="markers",
-                    customdata=ids[m],
+                    customdata=shown[m],
                     hovertext=[hover[j] for j in np.flatnonzero(m)],
                     hoverinfo="text",
                     name=plotly_text(value, LEGEND_LEN),
@@ -112,14 +163,16 @@ def map_figure(
                 )
             )
     if highlight is not None and len(highlight):
-        h = np.asarray(highlight)
+        h = np.asarray(highlight, dtype=np.int64)
+        h = h[np.isin(h, shown)] if shown.size < n else h
+        at = np.searchsorted(shown, h)  # each highlighted row's place among the drawn ones
         fig.add_trace(
             go.Scattergl(
                 x=coords[h, 0],
                 y=coords[h, 1],
                 mode="markers",
                 customdata=h,
-                hovertext=[hover[j] for j in h],
+                hovertext=[hover[j] for j in at.tolist()],
                 hoverinfo="text",
                 name="highlighted",
                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=2, color=HIGHLIGHT)),
@@ -127,7 +180,7 @@ def map_figure(
         )
     fig.update_layout(
         **_LAYOUT,
-        title=_title(title, subtitle),
+        title=_title(title, subtitle, note),
         dragmode="lasso",
         height=620,
         legend=dict(title=plotly_text(color_name, LEGEND_LEN)),

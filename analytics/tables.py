@@ -1,7 +1,12 @@
 """Rows for the dashboard's tables and CSV exports, and corpus subsets made from them.
-Plain lists of dicts: a page turns them into a dataframe, a script into CSV."""
+Plain lists of dicts: a page turns them into a dataframe, a script into CSV. For a corpus of a
+million texts, :func:`depth_rows` takes ``head``/``tail`` (the table a page shows) and
+:func:`depth_csv` writes every row a chunk at a time, so no million dicts exist at once."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import numpy as np
 
@@ -10,37 +15,90 @@ from .errors import ParameterError
 from .store import Store
 
 
-def depth_rows(texts, metadata, depths) -> list[dict]:
-    """One row per text, most representative first: rank, depth, percentile, text, metadata."""
+def _depth_row(rank: int, i: int, texts, metadata, depths, pct) -> dict:
+    return {
+        "rank": rank,
+        "row": int(i),
+        "depth": round(float(depths[i]), 6),
+        "percentile": round(float(pct[i]), 2),
+        "text": texts[i],
+        **metadata[i],
+    }
+
+
+def depth_rows(texts, metadata, depths, *, head: int | None = None, tail: int | None = None) -> list[dict]:
+    """One row per text, most representative first: rank, depth, percentile, text, metadata.
+
+    ``head`` and ``tail`` bound it: only the ``head`` most representative and the ``tail``
+    most outlying texts (each row once when they overlap); either alone keeps just that end.
+    """
     pct = depth_percentile(depths)
-    return [
-        {
-            "rank": r + 1,
-            "row": int(i),
-            "depth": round(float(depths[i]), 6),
-            "percentile": round(float(pct[i]), 2),
-            "text": texts[i],
-            **metadata[i],
-        }
-        for r, i in enumerate(depth_order(depths))
-    ]
+    order = depth_order(depths)
+    n = order.size
+    if head is None and tail is None:
+        ranks = range(n)
+    else:
+        first = min(max(int(head or 0), 0), n)
+        last = max(n - max(int(tail or 0), 0), first)
+        ranks = [*range(first), *range(last, n)]
+    return [_depth_row(r + 1, order[r], texts, metadata, depths, pct) for r in ranks]
+
+
+def _column_names(metadata) -> list[str]:
+    if hasattr(metadata, "columns"):  # analytics.memory.Metadata knows them without a scan
+        return list(metadata.columns)
+    keys: dict[str, None] = {}
+    for m in metadata:
+        keys.update(dict.fromkeys(m))
+    return list(keys)
+
+
+def depth_csv(texts, metadata, depths, *, chunk_rows: int = 50_000) -> bytes:
+    """Every row of :func:`depth_rows` as UTF-8 CSV, built ``chunk_rows`` rows at a time.
+
+    Columns: rank, row, depth, percentile, text, then each metadata column in order of first
+    appearance (a row without one leaves it empty)."""
+    pct = depth_percentile(depths)
+    order = depth_order(depths)
+    fields = list(dict.fromkeys(["rank", "row", "depth", "percentile", "text", *_column_names(metadata)]))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields)
+    writer.writeheader()
+    for start in range(0, order.size, chunk_rows):
+        stop = min(start + chunk_rows, order.size)
+        writer.writerows(
+            _depth_row(r + 1, order[r], texts, metadata, depths, pct) for r in range(start, stop)
+        )
+    return buf.getvalue().encode("utf-8")
+
+
+def _values(metadata, column: str, default="") -> list:
+    if hasattr(metadata, "column"):  # analytics.memory.Metadata: no dict per row
+        return metadata.column(column, default)
+    return [m.get(column, default) for m in metadata]
 
 
 def label_summary(metadata, depths, column: str) -> list[dict]:
     """Depth by the values of one metadata column: which groups are typical, which outlying."""
-    groups: dict[str, list[float]] = {}
-    for m, d in zip(metadata, depths):
-        groups.setdefault(str(m.get(column, "")), []).append(float(d))
-    rows = [
-        {
-            column: k,
-            "texts": len(v),
-            "mean depth": round(float(np.mean(v)), 5),
-            "median depth": round(float(np.median(v)), 5),
-            "min depth": round(min(v), 5),
-        }
-        for k, v in groups.items()
-    ]
+    d = np.asarray(depths, dtype=np.float64)
+    keys = np.array([str(v) for v in _values(metadata, column)], dtype=object)
+    if not keys.size:
+        return []
+    groups, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    by_group = np.lexsort((d, inverse))  # each group's depths together, ascending
+    parts = np.split(d[by_group], np.cumsum(np.bincount(inverse, minlength=groups.size))[:-1])
+    rows = []
+    for g in np.argsort(first, kind="stable"):  # groups in order of first appearance
+        v = parts[g]
+        rows.append(
+            {
+                column: groups[g],
+                "texts": int(v.size),
+                "mean depth": round(float(np.mean(v)), 5),
+                "median depth": round(float(np.median(v)), 5),
+                "min depth": round(float(v[0]), 5),
+            }
+        )
     return sorted(rows, key=lambda r: -r["mean depth"])
 
 

@@ -12,9 +12,10 @@ import streamlit as st
 from streamlit.errors import FragmentHandledException
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from analytics import ExplorerError, Store, StoreError, tte_depth
+from analytics import ExplorerError, Store, StoreError
 from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
 from analytics.errors import ParameterError
+from analytics.memory import VectorCache, shared_cache
 from analytics.params import Rule
 from analytics.store import default_store_path
 
@@ -86,24 +87,21 @@ def fingerprint(name: str) -> str:
     return store().corpus_fingerprint(name)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def corpus_data(path: str, name: str, fp: str) -> tuple[list[str], list[dict]]:
-    s = get_store(path)
-    return s.texts(name), s.metadata(name)
+@st.cache_resource(show_spinner=False)
+def vector_cache() -> VectorCache:
+    """The process's one cache of vectors, depths, texts and metadata (analytics.memory): every
+    session gets the same read-only arrays, none copied per call. Budget: $EMBEX_MEMORY_BUDGET."""
+    return shared_cache()
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def corpus_vectors(path: str, name: str, model: str, fp: str) -> np.ndarray:
-    return get_store(path).vectors(name, model)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def corpus_depths(path: str, name: str, model: str, fp: str, distance: str) -> np.ndarray:
-    return tte_depth(corpus_vectors(path, name, model, fp), distance=distance)
+def corpus_vectors(path: str, name: str, model: str, fp: str | None = None) -> np.ndarray:
+    """The corpus's vectors, read-only and shared (``fp`` is ignored: the cache reads the
+    corpus's fingerprint itself; kept for the pages that pass it into their own cache keys)."""
+    return vector_cache().vectors(get_store(path), name, model)
 
 
 def texts_and_metadata(name: str):
-    return corpus_data(str(store().path), name, fingerprint(name))
+    return vector_cache().corpus(store(), name)
 
 
 def vectors_or_stop(name: str) -> np.ndarray:
@@ -117,12 +115,12 @@ def vectors_or_stop(name: str) -> np.ndarray:
         )
         st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
         st.stop()
-    return corpus_vectors(str(s.path), name, model_id(), fingerprint(name))
+    return vector_cache().vectors(s, name, model_id())
 
 
 def depths(name: str, distance: str = "cosine") -> np.ndarray:
     vectors_or_stop(name)
-    return corpus_depths(str(store().path), name, model_id(), fingerprint(name), distance)
+    return vector_cache().depths(store(), name, model_id(), distance)
 
 
 def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None = None) -> str:

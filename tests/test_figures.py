@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_corpus
+from conftest import ROOT, make_corpus, settle
 
 from analytics import Store
 from analytics.embedding import import_vectors
@@ -77,6 +77,16 @@ def figures_of(name: str) -> dict:
         "map by label": map_figure(coords, texts, color=labels, color_name=name, title=title, subtitle=sub),
         "map by number": map_figure(coords, texts, color=depths, color_name=name, title=title, subtitle=sub),
         "map highlighted": map_figure(coords, texts, highlight=[0, 3], title=title, subtitle=sub),
+        "map sampled": map_figure(
+            coords,
+            texts,
+            color=labels,
+            color_name=name,
+            highlight=[3],
+            max_points=4,
+            title=title,
+            subtitle=sub,
+        ),
         "depth": depth_histogram(depths, title=title, subtitle=sub, median_depth=0.5),
         "shift": shift_histogram(
             depths, depths[::-1], name_f=name, name_g=f"G {name}", title=title, subtitle=sub
@@ -94,6 +104,54 @@ def test_every_figure_shows_hostile_text_as_text(name):
         assert visible(shift.layout.xaxis.title.text) == f"depth with respect to {name}"
         assert visible(shift.data[0].name) == (name if len(name) <= 40 else name[:39] + "…")
         assert visible(shift.layout.title.text).startswith(f"{name}: UMAP map ")
+
+
+def _drawn(fig) -> dict[int, tuple[float, float, str]]:
+    """Each drawn text point (not the highlight rings) by its customdata: x, y, hover text."""
+    out = {}
+    for t in fig.data:
+        if t.name != "highlighted":
+            for row, x, y, h in zip(t.customdata, t.x, t.y, t.hovertext):
+                assert int(row) not in out  # every row drawn once
+                out[int(row)] = (x, y, h)
+    return out
+
+
+@pytest.mark.parametrize("color", ["none", "label", "number"])
+def test_a_big_map_draws_a_seeded_sample_that_keeps_row_ids_and_highlights(color):
+    rng = np.random.default_rng(3)
+    n, cap = 5_000, 300
+    coords = rng.normal(size=(n, 2))
+    texts = [f"text <{i}>" for i in range(n)]
+    colors = {"none": None, "label": [f"L{i % 7}" for i in range(n)], "number": rng.random(n)}[color]
+    highlight = [4_999, 17, 2_500]
+
+    def draw(**kw):
+        return map_figure(coords, texts, color=colors, highlight=highlight, title="t", subtitle="s", **kw)
+
+    fig = draw(max_points=cap)
+    drawn = _drawn(fig)
+    assert len(drawn) == cap and set(highlight) <= set(drawn)
+    for row, (x, y, h) in drawn.items():  # customdata is the corpus row: its place and its text
+        assert (x, y) == tuple(coords[row]) and h == plotly_text(texts[row])
+    ring = next(t for t in fig.data if t.name == "highlighted")
+    assert sorted(ring.customdata) == sorted(highlight)
+    assert f"showing a random {cap:,} of {n:,} texts" in fig.layout.title.text
+    assert "3 of the 3 highlighted" in fig.layout.title.text
+    assert set(_drawn(draw(max_points=cap))) == set(drawn)  # seeded: the same picture again
+    assert set(_drawn(draw(max_points=cap, seed=1))) != set(drawn)
+    if color == "label":
+        for t in fig.data[:-1]:
+            assert {f"L{int(r) % 7}" for r in t.customdata} == {t.name}
+    full = draw(max_points=None)
+    assert set(_drawn(full)) == set(range(n)) and "showing a random" not in full.layout.title.text
+
+
+def test_highlights_beyond_the_cap_are_sampled_too():
+    coords = np.random.default_rng(4).normal(size=(1_000, 2))
+    fig = map_figure(coords, ["t"] * 1_000, highlight=list(range(0, 1_000, 2)), max_points=100)
+    assert len(_drawn(fig)) == 100
+    assert "with 100 of the 500 highlighted" in fig.layout.title.text
 
 
 def test_plotly_text_shortens_before_escaping_and_escapes_once():
@@ -162,7 +220,8 @@ def test_report_shows_hostile_names_as_text(tmp_path):
 def test_shift_page_axis_title_holds_the_escaped_name(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("EMBEX_STORE", str(_hostile_store(tmp_path / "shift.duckdb")))
+    path = _hostile_store(tmp_path / "shift.duckdb")
+    monkeypatch.setenv("EMBEX_STORE", str(path))
     monkeypatch.setenv("EMBEX_SAMPLE", "0")
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
     at.session_state["model_id"] = "test-vectors"
@@ -171,6 +230,7 @@ def test_shift_page_axis_title_holds_the_escaped_name(tmp_path, monkeypatch):
     at.run()
     at.switch_page("views/shift.py")
     at.run()
+    settle(at, path)  # the test runs as a background job
     assert not at.exception, [e.value for e in at.exception]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert_no_markup(spec)

@@ -3,7 +3,6 @@
 import streamlit as st
 from common import (
     chart_subtitle,
-    csv_bytes,
     depths,
     export_controls,
     pick_corpus,
@@ -15,7 +14,10 @@ from common import (
 
 from analytics import median_index
 from analytics.figures import depth_histogram
-from analytics.tables import depth_rows, label_summary, metadata_columns
+from analytics.tables import depth_csv, depth_rows, label_summary, metadata_columns
+
+#: a corpus up to this many texts is tabled whole; a larger one shows its two ends (the CSV has all)
+TABLE_ALL, TABLE_END = 10_000, 1_000
 
 st.title("Depth")
 name = pick_corpus()
@@ -42,15 +44,28 @@ hist = depth_histogram(
 )
 st.plotly_chart(hist, width="stretch")
 export_controls(hist, f"{name}-depth", "depth-export")
-rows = depth_rows(texts, metadata, d)
+n = len(d)
 st.subheader("All texts, most representative first")
+if n > TABLE_ALL:
+    rows = depth_rows(texts, metadata, d, head=TABLE_END, tail=TABLE_END)
+    st.caption(
+        f"Showing the {TABLE_END:,} most representative and the {TABLE_END:,} most outlying of "
+        f"{n:,} texts; the CSV has every one."
+    )
+else:
+    rows = depth_rows(texts, metadata, d)
 st.dataframe(
     rows,
     hide_index=True,
     width="stretch",
     column_config={"depth": st.column_config.NumberColumn(format="%.4f")},
 )
-st.download_button("Download CSV", csv_bytes(rows), file_name=f"depth-{distance}.csv", mime="text/csv")
+st.download_button(
+    "Download CSV",
+    lambda: depth_csv(texts, metadata, d),  # built on click, not on every run
+    file_name=f"depth-{distance}.csv",
+    mime="text/csv",
+)
 cols = metadata_columns(metadata)
 label = store().corpus_info(name).label_column
 if cols:
