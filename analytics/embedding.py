@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmbeddingError, ModelError, ParameterError
+from .errors import EmbeddingError, ModelError, ParameterError, StoreError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -412,10 +412,12 @@ def embed_corpus(
     if commit_every is None:
         commit_every = 8192 if embedder.device.startswith("cuda") else 256
     info = store.corpus_info(name)
+    fingerprint = store.corpus_fingerprint(name)
     missing = store.missing_texts(name, embedder.model_id)
     n_cached = store.embedded_count(name, embedder.model_id)
     stop = getattr(should_stop, "is_set", should_stop)
     total, done, stopped = len(missing), 0, False
+    written: list[str] = []  # hashes this call cached: dropped again if the corpus goes away
     if progress:
         progress(0, total)
 
@@ -429,6 +431,7 @@ def embed_corpus(
                 continue  # drain after an error; the caller re-raises it
             try:
                 store.put_vectors(embedder.model_id, *item)
+                written.extend(item[0])
             except BaseException as exc:  # noqa: BLE001 - handed to the caller below
                 failure.append(exc)
 
@@ -456,6 +459,8 @@ def embed_corpus(
             done += len(positions)
             if n_pending >= commit_every:
                 flush()
+                if not _still_there(store, name, fingerprint):  # deleted (or replaced) meanwhile
+                    break
             if progress:
                 progress(done, total)
             if stop is not None and stop() and done < total:
@@ -469,6 +474,13 @@ def embed_corpus(
         writer.join()
     if failure:
         raise failure[0]
+    if not _still_there(store, name, fingerprint):
+        dropped = store.prune_vectors(hashes=written, model_id=embedder.model_id)
+        raise StoreError(
+            f"Corpus {name!r} was deleted or replaced while it was being embedded, so the "
+            f"{dropped:,} vector(s) made for it that no other corpus uses were dropped again. "
+            "Nothing else was changed; embed the corpus again if you still want it."
+        )
     return EmbedReport(
         corpus=name,
         model_id=embedder.model_id,
@@ -481,6 +493,13 @@ def embed_corpus(
         seconds=time.perf_counter() - t0,
         stopped=stopped,
     )
+
+
+def _still_there(store, name: str, fingerprint: str) -> bool:
+    try:
+        return store.corpus_fingerprint(name) == fingerprint
+    except StoreError:
+        return False
 
 
 def import_vectors(store, name: str, vectors, model_id: str, *, ids=None) -> int:

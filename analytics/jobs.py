@@ -142,6 +142,13 @@ class JobContext:
                 fields["message"] = message
             self.store.update_job(self.job.id, **fields)
 
+    def checkpoint(self, stage: str, fraction: float) -> None:
+        """:meth:`progress`, and the place where a cancelled job stops (raises Cancelled):
+        the progress hook of work that has no stop flag of its own."""
+        self.progress(stage, fraction)
+        if self.cancelled():
+            raise Cancelled()
+
     def say(self, message: str) -> None:
         self.executor._live.pop(self.job.id, None)
         self.store.update_job(self.job.id, message=message)
@@ -222,6 +229,11 @@ class Executor:
         _, _, key = self.prepare(kind, params)
         rows = self.store.job_rows(key=key, limit=1)
         return self._with_live(Job.from_row(rows[0])) if rows else None
+
+    def result(self, kind: str, params: dict | None = None) -> bytes | None:
+        """The cached result of a request (kinds whose result is a stored payload), or None."""
+        _, _, key = self.prepare(kind, params)
+        return self.store.get_result(key)
 
     def submit(self, kind: str, params: dict | None = None, *, requested_by: str = "local") -> Job:
         """Ask for a job. The same request as a queued or running job joins it; one whose
@@ -563,18 +575,26 @@ def _project_done(store: Store, params: dict) -> bool:
 
 
 def _run_project(ctx: JobContext) -> None:
-    from .projection import project, save_projection
+    _ensure_projection(ctx, _project_request(ctx.store, ctx.params))
 
-    request = _project_request(ctx.store, ctx.params)
-    ctx.progress("reading the vectors", 0.0)
+
+def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
+    """Compute and store the map of ``request`` unless it is stored already. UMAP and t-SNE
+    run in a worker process: they hold the GIL, which would stall every page of the server."""
+    from .projection import cached_projection, project, save_projection
+
+    if cached_projection(ctx.store, request) is not None:
+        return
+    progress = ctx.progress if share == 1.0 else (lambda stage, f: ctx.progress(stage, f * share))
+    progress("reading the vectors", 0.0)
     X = ctx.store.vectors(request.name, request.model_id)
     if request.method == "pca":  # BLAS does the work and releases the GIL: a thread will do
-        proj = project(X, progress=ctx.progress, **request.kwargs())
+        proj = project(X, progress=progress, **request.kwargs())
     else:
         proj = ctx.executor.pool.run(
             "analytics.projection:project",
             X=X,
-            progress=ctx.progress,
+            progress=progress,
             cancelled=ctx.cancelled,
             **request.kwargs(),
         )
@@ -584,3 +604,92 @@ def _run_project(ctx: JobContext) -> None:
 
 
 register(JobKind("project", _prepare_project, _project_done, _run_project, on_restart="restarted"))
+
+
+def _content_key(kind: str, *parts) -> str:
+    import hashlib
+
+    from . import __version__
+
+    blob = json.dumps([kind, __version__, *parts], sort_keys=True, default=str)
+    return f"{kind}:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _prepare_shift(store: Store, params: dict):
+    from ._validate import check_distance
+    from .params import RULES
+
+    f, g, model_id = params.get("corpus"), params.get("compare"), params.get("model_id")
+    if not model_id:
+        raise ParameterError("A shift job needs model_id: the key of the vectors to compare.")
+    if f == g:
+        raise ParameterError("Pick two different corpora to compare.")
+    out = {
+        "corpus": f,
+        "compare": g,
+        "model_id": model_id,
+        "distance": check_distance(params.get("distance", "cosine")),
+        "permutations": RULES["shift"]["permutations"].check(
+            params.get("permutations", RULES["shift"]["permutations"].default)
+        ),
+    }
+    fps = [store.corpus_fingerprint(f), store.corpus_fingerprint(g)]  # unknown names raise here
+    return out, _content_key("shift", fps, model_id, out["distance"], out["permutations"])
+
+
+def _run_shift(ctx: JobContext) -> None:
+    from .shift import shift_test
+
+    p = ctx.params
+    ctx.progress("reading the vectors", 0.0)
+    F, G = ctx.store.vectors(p["corpus"], p["model_id"]), ctx.store.vectors(p["compare"], p["model_id"])
+    ctx.checkpoint("depths with respect to F", 0.02)
+    result = shift_test(F, G, p["distance"], permutations=p["permutations"], progress=ctx.checkpoint)
+    ctx.store.put_result(ctx.job.key, "shift", result.to_bytes())
+    ctx.say(result.summary().splitlines()[0])
+
+
+register(
+    JobKind(
+        "shift",
+        _prepare_shift,
+        lambda store, params: store.has_result(_prepare_shift(store, params)[1]),
+        _run_shift,
+    )
+)
+
+
+def _prepare_report(store: Store, params: dict):
+    from .projection import projection_request, require_texts
+
+    name, compare, model_id = params.get("corpus"), params.get("compare") or None, params.get("model_id")
+    if not model_id:
+        raise ParameterError("A report job needs model_id: the key of the vectors to report on.")
+    require_texts(name, store.corpus_info(name).n_docs, "a report (its map and depths)")
+    map_request = projection_request(store, name, model_id, params.get("method", "umap"))
+    fps = [store.corpus_fingerprint(name), store.corpus_fingerprint(compare) if compare else None]
+    out = {"corpus": name, "compare": compare, "model_id": model_id, "method": map_request.method}
+    return out, _content_key("report", fps, model_id, map_request.key)
+
+
+def _run_report(ctx: JobContext) -> None:
+    from .projection import projection_request
+    from .report import build_report
+
+    p = ctx.params
+    _ensure_projection(ctx, projection_request(ctx.store, p["corpus"], p["model_id"], p["method"]), 0.8)
+    ctx.checkpoint("depths, tables" + (" and the shift test" if p["compare"] else ""), 0.8)
+    report = build_report(ctx.store, p["corpus"], p["model_id"], compare=p["compare"], method=p["method"])
+    payload = {"html": report.html, "shift": report.shift.summary() if report.shift else None}
+    ctx.store.put_result(ctx.job.key, "report", json.dumps(payload).encode())
+    ctx.say(f"{len(report.html) / 1e6:,.1f} MB of HTML")
+
+
+register(
+    JobKind(
+        "report",
+        _prepare_report,
+        lambda store, params: store.has_result(_prepare_report(store, params)[1]),
+        _run_report,
+    )
+)

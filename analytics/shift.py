@@ -98,6 +98,31 @@ class ShiftResult:
             lines.append(f"Warning: fewer than {SMALL_SAMPLE} texts on one side; Q and p are unreliable.")
         return "\n".join(lines)
 
+    def to_bytes(self) -> bytes:
+        """The result as bytes for the store's result cache: arrays in an ``.npz``, the rest
+        as JSON (no pickle, so a cached result can never run code when read)."""
+        import dataclasses
+        import io
+        import json
+
+        arrays, scalars = {}, {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            (arrays if isinstance(value, np.ndarray) else scalars)[f.name] = value
+        buf = io.BytesIO()
+        np.savez(buf, **arrays, _scalars=np.array(json.dumps(scalars)))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> ShiftResult:
+        import io
+        import json
+
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            fields = {k: z[k] for k in z.files if k != "_scalars"}
+            fields.update(json.loads(str(z["_scalars"])))
+        return cls(**fields)
+
     def examples(self, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """What the shift looks like: indices of the ``k`` most representative F texts and of
         the ``k`` most outlying G texts (both with respect to F)."""
@@ -129,6 +154,7 @@ def shift_test(
     permutations: int = 999,
     random_state: int | None = 0,
     device: str | None = None,
+    progress=None,
 ) -> ShiftResult:
     """Test whether corpus G has shifted away from reference corpus F.
 
@@ -143,6 +169,8 @@ def shift_test(
         Seed for the permutations, so the same inputs give the same p.
     device : str, optional
         Passed to :func:`analytics.tte_depth` for chord distance.
+    progress : callable ``(stage, fraction)``, optional
+        Hears about the permutations as they run (a job's progress bar; it may raise to stop).
     """
     check_distance(distance)
     F = as_embeddings(F, "F", min_rows=2)
@@ -160,7 +188,9 @@ def shift_test(
         observed = _f_rank_sum(
             np.concatenate([depths_f, depths_g])[:, None], np.arange(depths_f.size)[:, None]
         )[0]
-        perm_sums = _permutation_rank_sums(F, G, distance, permutations, np.random.default_rng(random_state))
+        perm_sums = _permutation_rank_sums(
+            F, G, distance, permutations, np.random.default_rng(random_state), progress
+        )
         b = int(np.count_nonzero(perm_sums >= observed - 1e-9))
         p_perm = (b + 1) / (permutations + 1)
 
@@ -184,7 +214,7 @@ def _f_rank_sum(depths: np.ndarray, f_rows: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ranks, f_rows, axis=0).sum(axis=0)
 
 
-def _permutation_rank_sums(F, G, distance, permutations, rng) -> np.ndarray:
+def _permutation_rank_sums(F, G, distance, permutations, rng, progress=None) -> np.ndarray:
     m = F.shape[0]
     Z = np.concatenate([F.astype(np.float64), G.astype(np.float64)])
     N = Z.shape[0]
@@ -203,6 +233,8 @@ def _permutation_rank_sums(F, G, distance, permutations, rng) -> np.ndarray:
             dist_sums = _chord_matrix_product(Z, member)
         depths = np.where(member > 0, 2.0 - dist_sums / (m - 1), 2.0 - dist_sums / m)
         out[start : start + c] = _f_rank_sum(depths, f_rows)
+        if progress is not None:
+            progress(f"permutation {start + c:,} of {permutations:,}", (start + c) / permutations)
     return out
 
 

@@ -872,17 +872,26 @@ class Store:
         out[positions] = flat.reshape(-1, dim)
         return out
 
-    def prune_vectors(self) -> int:
-        """Drop cached vectors no corpus refers to; returns how many were dropped."""
+    def prune_vectors(self, *, hashes=None, model_id: str | None = None) -> int:
+        """Drop cached vectors no corpus refers to; returns how many were dropped. ``hashes``
+        (and ``model_id``): only among these texts' vectors (an embedding whose corpus was
+        deleted under it), leaving other unused vectors for a re-ingest."""
         dropped = 0
         with self.transaction() as cur:
             for (dim,) in cur.execute("SELECT DISTINCT dim FROM models").fetchall():
                 table = _vector_table(dim)
-                n = cur.execute(
+                sql = (
                     "DELETE FROM " + table + " e WHERE NOT EXISTS "
-                    "(SELECT 1 FROM documents d WHERE d.text_hash = e.text_hash) RETURNING 1"
-                ).fetchall()
-                dropped += len(n)
+                    "(SELECT 1 FROM documents d WHERE d.text_hash = e.text_hash)"
+                )
+                params: list = []
+                if model_id is not None:
+                    sql += " AND e.model_id = ?"
+                    params.append(model_id)
+                if hashes is not None:
+                    sql += " AND e.text_hash IN (SELECT unnest(?))"
+                    params.append(list(hashes))
+                dropped += len(cur.execute(sql + " RETURNING 1", params).fetchall())
         return dropped
 
     # -- cached results (projections, tests) -----------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_page  # noqa: E402  (dashboard/ on the path first)
+from common import jobs_badge, run_page  # noqa: E402  (dashboard/ on the path first)
 
 PRESENTATION = st.query_params.get("presentation") in ("1", "true")
 # a local favicon: a ":material/...:" page icon is fetched from a font CDN by every page
@@ -39,6 +39,10 @@ pages = [
     st.Page("views/shift.py", title="Shift test", icon=":material/compare_arrows:"),
     st.Page("views/retrieval.py", title="Retrieval", icon=":material/search:"),
     st.Page("views/report.py", title="Report", icon=":material/description:"),
+    st.Page("views/jobs.py", title="Jobs", icon=":material/pending_actions:"),
 ]
 # a user error shows its message, a bug an error id (the traceback goes to the server log)
-run_page(st.navigation(pages, position="hidden" if PRESENTATION else "sidebar"))
+navigation = st.navigation(pages, position="hidden" if PRESENTATION else "sidebar")
+if not PRESENTATION:
+    jobs_badge()
+run_page(navigation)

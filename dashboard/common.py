@@ -13,8 +13,9 @@ from streamlit.errors import FragmentHandledException
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from analytics import ExplorerError, Store, StoreError
-from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, stored_model_id
+from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, shared_embedder, stored_model_id
 from analytics.errors import ParameterError
+from analytics.jobs import Executor, Job, executor_for
 from analytics.memory import VectorCache, shared_cache
 from analytics.params import Rule
 from analytics.store import default_store_path
@@ -46,18 +47,24 @@ def run_page(page) -> None:
         st.error(f"Something went wrong (error id {incident}). The details are in the server log.")
 
 
-@st.cache_resource(show_spinner=False)
 def get_store(path: str) -> Store:
-    return Store(path)
+    """The process's one Store for ``path``: the job executor's, which owns the file."""
+    return executor_for(path).store
 
 
 def store() -> Store:
     return get_store(str(default_store_path()))
 
 
-@st.cache_resource(show_spinner="Loading the embedding model…")
+def executor() -> Executor:
+    """The job executor of the current store (one per process, shared by every session)."""
+    return executor_for(default_store_path())
+
+
 def get_embedder(model: str | None, device: str, precision: str = "auto") -> Embedder:
-    return Embedder(model, device=device, precision=precision)
+    """The process's one Embedder for these settings, shared with the embedding jobs."""
+    with st.spinner("Loading the embedding model…"):
+        return shared_embedder(model, device, precision)
 
 
 @st.cache_data(show_spinner=False, ttl=5)
@@ -274,3 +281,110 @@ def export_controls(fig, stem: str, key: str) -> None:
                 "image/svg+xml",
                 key=f"{key}-dl-svg",
             )
+
+
+def requester() -> str:
+    """Who asks for a job: this browser session (until sign-in names a user). Jobs are bounded
+    per requester, so one visitor cannot fill the queue."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return "session " + (ctx.session_id[:8] if ctx else "local")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def job_progress_text(job: Job) -> str:
+    """Stage, share done, time so far and an estimate of the rest, in words."""
+    if job.state == "queued":
+        return f"Waiting to start (job #{job.id})" + (f": {job.message}" if job.message else "")
+    text = f"{job.stage} · {job.fraction:.0%} · {_duration(job.elapsed)} elapsed"
+    if job.eta is not None:
+        text += f" · about {_duration(job.eta)} left"
+    if job.message and job.kind == "embed":
+        text += f" · {job.message}"
+    return text
+
+
+def follow_job(job: Job, what: str) -> None:
+    """Follow a background job in place: its progress (polled each second), a Cancel button,
+    and when it ends a rerun of the page, which then reads the result. Leaving the page or
+    reloading it does not stop the job: the page finds it again by its content key."""
+    job_id = job.id
+
+    @st.fragment(run_every=1.0)
+    def panel() -> None:
+        current = executor().get(job_id)
+        if not current.active:
+            st.rerun(scope="app")
+        with st.container(border=True):
+            st.markdown(f"**{plain(what)}** · job #{current.id} · runs in the background")
+            st.progress(current.fraction, text=plain(job_progress_text(current)))
+            if current.attempts > 1:
+                how = "resumed where it stopped" if current.kind == "embed" else "restarted"
+                st.caption(
+                    f"The server stopped while this job ran; it was {how} (attempt {current.attempts})."
+                )
+            if st.button(
+                "Cancel", key=f"cancel-job-{job_id}", help="Stops within one batch; what is done is kept."
+            ):
+                executor().cancel(job_id)
+            st.page_link("views/jobs.py", label="All jobs", icon=":material/pending_actions:")
+
+    panel()
+
+
+def job_outcome(job: Job | None) -> None:
+    """Say how the last job for this request ended, when it did not end well."""
+    if job is None or job.active or job.state == "done":
+        return
+    if job.state == "failed":
+        st.error(f"Job #{job.id} failed: {plain(job.error or 'no reason recorded')}")
+    elif job.state == "cancelled":
+        st.warning(f"Job #{job.id} was cancelled: {plain(job.message)}")
+
+
+def job_result(kind: str, params: dict, what: str) -> bytes:
+    """The stored result of a job request; when there is none yet, submit the job (or join the
+    one running), follow it in place and end this page run: the page runs again when it ends.
+    A job that failed or was cancelled says so and waits for the user to ask again."""
+    ex = executor()
+    payload = ex.result(kind, params)
+    if payload is not None:
+        return payload
+    last = ex.find(kind, params)
+    if last is not None and last.state in ("failed", "cancelled"):
+        job_outcome(last)
+        if not st.button("Run it again", key=f"again-{kind}-{last.id}", type="primary"):
+            st.stop()
+        last = None
+    job = last if last is not None and last.active else ex.submit(kind, params, requested_by=requester())
+    if job.active:
+        follow_job(job, what)
+        st.stop()
+    payload = ex.result(kind, params)
+    if payload is None:  # it ended without a result: say how
+        job_outcome(job)
+        st.stop()
+    return payload
+
+
+def jobs_badge() -> None:
+    """In the sidebar, on every page: how many jobs run now, linking to the Jobs page."""
+
+    @st.fragment(run_every=5.0)
+    def badge() -> None:
+        try:
+            n = len(executor().jobs(active=True))
+        except ExplorerError:  # no store to ask (the page says why)
+            return
+        if n:
+            st.page_link(
+                "views/jobs.py", label=f"{n} job{'s' * (n != 1)} running", icon=":material/pending_actions:"
+            )
+
+    with st.sidebar:
+        badge()

@@ -83,9 +83,11 @@ def settle(at, store_path):
     from analytics.jobs import executor_for
 
     ex = executor_for(store_path)
-    for job in ex.jobs(active=True):
+    busy = ex.jobs(active=True)
+    for job in busy:
         assert ex.wait(job.id, timeout=300).state == "done", ex.get(job.id)
-    at.run()
+    if busy:
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -101,58 +103,63 @@ def free_port() -> int:
 from contextlib import contextmanager  # noqa: E402
 
 
-@contextmanager
-def streamlit_server(store_path, *, timeout: float = 60, sample: bool = False):
-    """The real dashboard server on a free localhost port, with its own store; yields its URL.
-    ``sample``: whether Home loads the bundled sample into an empty store (as a first start)."""
+def start_server(store_path, *, port: int | None = None, sample: bool = False, timeout: float = 90):
+    """Start the real dashboard as ``embex serve`` does (server + job executor) on a free
+    localhost port, with its own store; returns (process, URL) once it answers."""
     import os
     import subprocess
     import sys
     import time
     import urllib.request
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "EMBEX_STORE": str(store_path),
-        "EMBEX_SAMPLE": "1" if sample else "0",
-    }
+    port = port or free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_SAMPLE": "1" if sample else "0"}
+    cmd = [sys.executable, "-m", "analytics.cli", "serve", "--store", str(store_path)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard/app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
+        [*cmd, "--port", str(port), "--address", "127.0.0.1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out = proc.stdout.read().decode(errors="replace")
+                pytest.fail(f"the dashboard did not come up on {url}: {out[-2000:]}")
+            time.sleep(0.3)
+
+
+@contextmanager
+def streamlit_server(store_path, *, timeout: float = 90, sample: bool = False):
+    """The real dashboard server (``embex serve``) on a free localhost port, with its own
+    store; yields its URL. ``sample``: whether Home loads the bundled sample into an empty
+    store (as a first start)."""
+    proc, url = start_server(store_path, sample=sample, timeout=timeout)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
-                    pytest.fail(f"streamlit did not come up on {url}: {out[-2000:]}")
-                time.sleep(0.3)
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright, headless, offline flags (analytics.screenshot)."""
+    from playwright.sync_api import sync_playwright
+
+    from analytics.screenshot import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 # The full tier: tests that load the model, start a server, a browser or a Ray cluster. The
@@ -166,6 +173,7 @@ SLOW_MODULES = {
     "test_readme",
     "test_export",
     "test_inference",
+    "test_jobs_browser",
     "test_sample",
 }
 SLOW_FIXTURES = {"embedder", "embed_cached", "label_embeddings", "dash_store", "app", "server", "cli_store"}

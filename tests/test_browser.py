@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, streamlit_server
 
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app
+from analytics.screenshot import wait_for_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -44,14 +44,6 @@ def corpus_file(server, sample_rows):
             [(t, "World") for t in world] + [(t, "Sports") for t in sports] + [(x, "World") for x in XSS]
         )
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def go(page, title: str) -> None:

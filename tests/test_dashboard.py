@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, make_corpus
+from conftest import ROOT, make_corpus, settle
 
 from analytics import Store, embed_corpus
 
@@ -22,6 +22,9 @@ def dash_store(tmp_path_factory, sample_rows, embedder):
         s.add_corpus("world", make_corpus(world, ["World"] * 60))
         s.add_corpus("sports", make_corpus(sports, ["Sports"] * 60))
         s.add_corpus("not embedded", make_corpus(["one text", "another text"]))
+        s.add_corpus(
+            "to embed", make_corpus([f"a text the Embed page embeds, number {i}" for i in range(40)])
+        )
         for name in ("news", "world", "sports"):
             embed_corpus(s, name, embedder)
     return path
@@ -42,7 +45,7 @@ def app(dash_store, monkeypatch):
         at.switch_page(page)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        return at
+        return settle(at, dash_store)  # a page that started a job shows its result
 
     return open_page
 
@@ -50,14 +53,33 @@ def app(dash_store, monkeypatch):
 def test_home_lists_the_corpora(app):
     at = app("views/home.py")
     assert at.title[0].value == "Embedding Explorer"
-    assert set(at.dataframe[0].value["name"]) == {"news", "world", "sports", "not embedded"}
+    assert set(at.dataframe[0].value["name"]) == {"news", "world", "sports", "not embedded", "to embed"}
 
 
 def test_embed_page_shows_cache_hits(app):
     at = app("views/embed.py", corpus="news")
     assert at.metric[0].value == "122 of 122"
     assert "Every text is embedded" in at.success[0].value
-    assert at.button[0].disabled
+    assert not [b for b in at.button if b.label == "Embed"]  # nothing to embed, nothing to press
+
+
+def test_embed_page_runs_a_background_job_and_finds_it_again(app, dash_store):
+    from analytics.jobs import executor_for
+
+    at = app("views/embed.py", corpus="to embed")
+    at.selectbox[1].set_value("cpu").run()  # Device
+    at.selectbox[2].set_value("float32").run()  # Precision
+    assert at.metric[0].value == "0 of 40"
+    next(b for b in at.button if b.label == "Embed").click().run()
+    job = executor_for(dash_store).find(
+        "embed", {"corpus": "to embed", "device": "cpu", "precision": "float32"}
+    )
+    assert job is not None and job.requested_by.startswith("session ")
+    settle(at, dash_store)
+    assert at.metric[0].value == "40 of 40"
+    assert "Every text is embedded" in at.success[0].value
+    with Store(dash_store) as s:
+        assert s.embedded_count("to embed", job.params["model_id"]) == 40
 
 
 def test_pages_point_to_embed_when_vectors_are_missing(app):
@@ -66,9 +88,10 @@ def test_pages_point_to_embed_when_vectors_are_missing(app):
         assert any("Embed this corpus on the Embed page first" in w.value for w in at.warning), page
 
 
-def test_map_page_draws_and_searches(app):
+def test_map_page_draws_and_searches(app, dash_store):
     at = app("views/map.py", corpus="news")
     at.radio(key="map_method").set_value("pca").run()
+    settle(at, dash_store)
     at.text_input(key="map_search").input("Olympic").run()
     assert not at.exception
     assert any("texts contain the search text" in c.value for c in at.caption)
@@ -121,7 +144,7 @@ def test_retrieval_page_finds_sports_for_a_sports_query(app):
 
 def test_upload_page_lists_corpora_and_splits(app, dash_store):
     at = app("views/upload.py")
-    assert len(at.dataframe[0].value) == 4
+    assert len(at.dataframe[0].value) == 5
     at.selectbox(key="split_source").set_value("news").run()
     at.button[2].click().run()  # Split
     assert "Made 3 corpora" in at.success[0].value

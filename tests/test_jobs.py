@@ -350,3 +350,38 @@ def test_embex_jobs_while_another_process_holds_the_store(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_shift_job_gives_the_numbers_of_shift_test_and_caches_them(ex):
+    from analytics.shift import ShiftResult, shift_test
+
+    _corpus(ex.store, "other", 200, seed=7)
+    request = {"corpus": "small", "compare": "other", "model_id": "m", "permutations": 99}
+    job = ex.wait(ex.submit("shift", request).id, timeout=120)
+    assert job.state == "done" and job.stage == "done"
+    cached = ShiftResult.from_bytes(ex.result("shift", request))
+    direct = shift_test(ex.store.vectors("small", "m"), ex.store.vectors("other", "m"), permutations=99)
+    assert (cached.q, cached.w, cached.p, cached.p_permutation) == (
+        direct.q,
+        direct.w,
+        direct.p,
+        direct.p_permutation,
+    )
+    np.testing.assert_array_equal(cached.depths_g, direct.depths_g)
+    assert ex.submit("shift", request).id == job.id  # computed once
+    with pytest.raises(ParameterError, match="two different corpora"):
+        ex.submit("shift", {**request, "compare": "small"})
+
+
+def test_a_report_job_stores_the_html_and_the_map_it_drew(ex):
+    _corpus(ex.store, "other", 200, seed=7)
+    request = {"corpus": "small", "compare": "other", "model_id": "m", "method": "pca"}
+    job = ex.wait(ex.submit("report", request).id, timeout=300)
+    assert job.state == "done", job
+    report = json.loads(ex.result("report", request))
+    assert "<h1>Embedding Explorer report: small vs other</h1>" in report["html"]
+    assert report["shift"].startswith(("G has shifted", "No "))
+    assert (
+        ex.submit("project", {"corpus": "small", "model_id": "m", "method": "pca"}).message
+        == "already computed"
+    )

@@ -27,6 +27,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 NOT_HERE = {
     "--device cuda": "needs a GPU (CI has none); the CUDA path is checked by benchmarks/gpu_check.py",
     "embex screenshot": "needs a running dashboard; tests/test_export.py shoots a real server",
+    "embex serve": "runs a server until stopped; tests/test_jobs_browser.py starts and kills real ones",
     "--engine ray": "needs a Ray cluster at an address; tests/test_distributed.py runs a local one",
     "embed_corpus_ray(": "needs a Ray cluster at address='auto'; tests/test_distributed.py",
 }

@@ -146,7 +146,11 @@ def test_vectors_are_cached_once_per_model_and_text(store):
     np.testing.assert_array_equal(
         store.vectors("b", "m"), np.stack([V[t] for t in ["two", "three", "four", "two"]])
     )
-    assert store.prune_vectors() == 1  # "one" belonged to a only
+    # pruning named texts drops only those of them no corpus uses
+    assert store.prune_vectors(hashes=[text_hash("one"), text_hash("two")], model_id="other") == 0
+    assert store.prune_vectors(hashes=[text_hash("two")]) == 0  # b still uses "two"
+    assert store.prune_vectors(hashes=[text_hash("one")], model_id="m") == 1  # "one" belonged to a only
+    assert store.prune_vectors() == 0
 
 
 def test_missing_vectors_and_wrong_dimension_are_reported(store):

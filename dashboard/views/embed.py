@@ -1,11 +1,10 @@
-"""Embed: only texts not already cached are embedded; progress, speed, and a stop button."""
-
-import time
+"""Embed: only texts not already cached are embedded, in a background job that outlives the
+page; its progress, speed, and a Cancel button."""
 
 import streamlit as st
-from common import get_embedder, pick_corpus, plain, store
+from common import executor, follow_job, job_outcome, pick_corpus, plain, requester, store
 
-from analytics import ExplorerError, ModelError, embed_corpus
+from analytics import ExplorerError
 from analytics.embedding import embedding_key, resolve_model_device, stored_model_id
 from analytics.inference import resolve_precision
 
@@ -41,26 +40,28 @@ except ExplorerError as exc:
     st.stop()
 n_docs = s.corpus_info(name).n_docs
 done = s.embedded_count(name, mid)
-st.metric("Already embedded", f"{done:,} of {n_docs:,}")
-
-if st.button("Embed", type="primary", disabled=done >= n_docs):
-    try:
-        embedder = get_embedder(model, device, precision)
-    except ModelError as exc:
-        st.error(plain(exc))
-        st.stop()
-    st.session_state["model_id"] = embedder.model_id
-    st.button("Stop", help="Stops after the batch in flight; what is embedded is kept.")
-    bar = st.progress(0.0, text="Starting…")
-    t0 = time.perf_counter()
-
-    def progress(d: int, t: int) -> None:
-        rate = d / max(time.perf_counter() - t0, 1e-9)
-        eta = (t - d) / rate if rate > 0 else float("inf")
-        bar.progress(d / max(t, 1), text=f"{d:,} of {t:,} texts · {rate:,.0f} texts/s · ETA {eta:,.0f} s")
-
-    report = embed_corpus(s, name, embedder, progress=progress)
-    st.success(plain(report.summary()))
+# the embedding runs as a background job: it goes on when this page is left or reloaded, and
+# this page (in any session) finds it again by what it computes
+request = {"corpus": name, "model": model, "device": device, "precision": precision}
+ex = executor()
+job = ex.find("embed", request)
+if job is None or not job.active:  # while a job runs, its panel counts instead
+    st.metric("Already embedded", f"{done:,} of {n_docs:,}")
+if job is not None and job.active:
+    st.session_state["model_id"] = job.params["model_id"]
+    follow_job(job, f"Embedding {name}")
 elif done >= n_docs:
     st.session_state["model_id"] = mid
+    if job is not None and job.state == "done" and job.message != "already computed":
+        st.caption(plain(job.message))
     st.success(f"Every text is embedded ({plain(mid)}). Open the Map, Depth or Shift pages.")
+else:
+    job_outcome(job)
+    if st.button("Embed", type="primary", help="Runs in the background; you can leave this page."):
+        try:
+            job = ex.submit("embed", request, requested_by=requester())
+        except ExplorerError as exc:
+            st.error(plain(exc))
+            st.stop()
+        st.session_state["model_id"] = job.params["model_id"]
+        st.rerun()

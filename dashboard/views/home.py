@@ -3,9 +3,8 @@
 import os
 
 import streamlit as st
-from common import get_embedder, plain, store
+from common import executor, follow_job, job_outcome, plain, store
 
-from analytics import embed_corpus
 from analytics.embedding import stored_model_id
 from analytics.sample import SAMPLE_NAME, add_sample
 
@@ -23,14 +22,11 @@ info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
 if sample is not None and stored_model_id(s, SAMPLE_NAME) is None:
     st.subheader("First start: embedding the bundled sample")
-    bar = st.progress(0.0, text="Starting…")
-    report = embed_corpus(
-        s,
-        SAMPLE_NAME,
-        get_embedder(None, "auto"),
-        progress=lambda d, t: bar.progress(d / max(t, 1), text=f"{d:,} of {t:,} texts"),
-    )
-    st.success(plain(report.summary()))
+    job = executor().submit("embed", {"corpus": SAMPLE_NAME}, requested_by="first start")
+    if job.active:
+        follow_job(job, f"Embedding {SAMPLE_NAME}")
+    else:
+        job_outcome(job)
 
 st.subheader("Corpora in this store")
 st.dataframe(

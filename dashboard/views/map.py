@@ -6,6 +6,7 @@ from common import (
     chart_subtitle,
     depths,
     export_controls,
+    job_result,
     model_id,
     pick_corpus,
     plain,
@@ -21,7 +22,7 @@ from common import (
 from analytics import ExplorerError
 from analytics.figures import map_figure
 from analytics.params import RULES
-from analytics.projection import corpus_projection
+from analytics.projection import cached_projection, projection_request
 from analytics.tables import metadata_columns, save_subset
 
 st.title("Map")
@@ -62,11 +63,15 @@ color_by = st.selectbox(
 set_url(color=color_by)
 query = st.text_input("Highlight texts containing", key="map_search")
 
-bar = st.progress(0.0, text="Projecting…")
-proj = corpus_projection(
-    s, name, model_id(), method, progress=lambda stage, f: bar.progress(f, text=stage), **params
+# the map is computed by a background job, shared by every session that asks for the same map
+# and cached in the store: a page that is left or reloaded finds it again
+request = projection_request(s, name, model_id(), method, **params)
+job_result(
+    "project",
+    {"corpus": name, "model_id": model_id(), "method": method, **params},
+    f"Computing the {method.upper()} map of {name}",
 )
-bar.empty()
+proj = cached_projection(s, request)
 if proj.note:
     st.caption(plain(proj.note))
 color = None

@@ -1,11 +1,22 @@
 """Report: the whole analysis of a corpus (and optionally a shift test) as one HTML file."""
 
+import json
+
 import streamlit as st
-from common import model_id, pick_corpus, plain, store, vectors_or_stop
+from common import (
+    executor,
+    job_outcome,
+    job_result,
+    model_id,
+    pick_corpus,
+    plain,
+    requester,
+    store,
+    vectors_or_stop,
+)
 
 from analytics import ExplorerError
 from analytics.params import RULES
-from analytics.report import build_report
 
 st.title("Report")
 st.write(
@@ -18,16 +29,25 @@ others = ["(none)", *[c.name for c in store().list_corpora() if c.name != name]]
 compare = st.selectbox("Compare with (shift test)", others)
 method_rule = RULES["projection"]["method"]  # analytics/params.py
 method = st.radio("Map", method_rule.choices, horizontal=True, help=method_rule.help)
-if st.button("Build report", type="primary"):
+request = {
+    "corpus": name,
+    "compare": None if compare == "(none)" else compare,
+    "model_id": model_id(),
+    "method": method,
+}
+# built by a background job (its map may take minutes) and kept in the store: leaving the page
+# does not lose it, and asking again for the same report downloads the one already built
+building = executor().find("report", request)
+if executor().result("report", request) is None and not (building and building.active):
+    job_outcome(building)  # how the last attempt ended, if it failed or was cancelled
+    if not st.button("Build report", type="primary"):
+        st.stop()
     try:
-        with st.spinner("Building the report…"):
-            report = build_report(
-                store(), name, model_id(), compare=None if compare == "(none)" else compare, method=method
-            )
-        st.session_state["report"] = report.html
-        if report.shift is not None:
-            st.text(report.shift.summary())
+        executor().submit("report", request, requested_by=requester())
     except ExplorerError as exc:
         st.error(plain(exc))
-if "report" in st.session_state:
-    st.download_button("Download report (HTML)", st.session_state["report"], "report.html", "text/html")
+        st.stop()
+report = json.loads(job_result("report", request, f"Building the report on {name}"))
+if report["shift"]:
+    st.text(report["shift"])
+st.download_button("Download report (HTML)", report["html"], "report.html", "text/html")

@@ -1,10 +1,10 @@
-"""Shift test: has corpus G moved away from reference corpus F?"""
+"""Shift test: has corpus G moved away from reference corpus F? (Run as a background job.)"""
 
 import streamlit as st
 from common import (
     chart_subtitle,
     export_controls,
-    fingerprint,
+    job_result,
     model_id,
     number_input,
     pick_corpus,
@@ -16,22 +16,14 @@ from common import (
     vectors_or_stop,
 )
 
-from analytics import shift_test
 from analytics.figures import shift_histogram
 from analytics.params import RULES
-from analytics.shift import SMALL_SAMPLE
+from analytics.shift import SMALL_SAMPLE, ShiftResult
 
 
-@st.cache_data(show_spinner="Running the shift test…", max_entries=16)
-def run_test(path, f_name, g_name, model, fp_f, fp_g, distance, permutations):
-    from common import corpus_vectors
-
-    return shift_test(
-        corpus_vectors(path, f_name, model, fp_f),
-        corpus_vectors(path, g_name, model, fp_g),
-        distance=distance,
-        permutations=permutations,
-    )
+@st.cache_data(show_spinner=False, max_entries=16)
+def read_result(payload: bytes) -> ShiftResult:
+    return ShiftResult.from_bytes(payload)
 
 
 st.title("Shift test")
@@ -52,9 +44,16 @@ permutations = number_input(RULES["shift"]["permutations"], label="Permutations"
 vectors_or_stop(f_name)
 vectors_or_stop(g_name)
 s = store()
-r = run_test(
-    str(s.path), f_name, g_name, model_id(), fingerprint(f_name), fingerprint(g_name), distance, permutations
-)
+# the test runs as a background job (its permutations take a while on big corpora); its result
+# is cached in the store under its inputs, so every session reads the same numbers
+request = {
+    "corpus": f_name,
+    "compare": g_name,
+    "model_id": model_id(),
+    "distance": distance,
+    "permutations": permutations,
+}
+r = read_result(job_result("shift", request, f"Testing {g_name} against {f_name}"))
 
 m = [*st.columns(3), *st.columns(3)]  # two rows: long p-values stay legible in screenshots
 m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")

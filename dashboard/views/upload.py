@@ -3,7 +3,7 @@
 import hashlib
 
 import streamlit as st
-from common import plain, store
+from common import executor, plain, store
 
 from analytics import CorpusError, ExplorerError, StoreError, load_corpus
 from analytics.sample import add_sample
@@ -110,6 +110,10 @@ if corpora:
                 st.error(plain(exc))
         if st.checkbox(f"Yes, delete this corpus ({len(names)} in the store)", key="confirm_delete"):
             if st.button("Delete", type="secondary"):
+                # jobs working on it stop first (an embedding would otherwise end in vain)
+                for job in executor().jobs(active=True):
+                    if target in (job.params.get("corpus"), job.params.get("compare")):
+                        executor().cancel(job.id)
                 s.delete_corpus(target)
                 st.rerun()
     with st.expander("Split a corpus by a metadata column (for shift tests)"):
