@@ -581,13 +581,14 @@ def _run_project(ctx: JobContext) -> None:
 def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
     """Compute and store the map of ``request`` unless it is stored already. UMAP and t-SNE
     run in a worker process: they hold the GIL, which would stall every page of the server."""
+    from .memory import shared_cache
     from .projection import cached_projection, project, save_projection
 
     if cached_projection(ctx.store, request) is not None:
         return
     progress = ctx.progress if share == 1.0 else (lambda stage, f: ctx.progress(stage, f * share))
     progress("reading the vectors", 0.0)
-    X = ctx.store.vectors(request.name, request.model_id)
+    X = shared_cache().vectors(ctx.store, request.name, request.model_id)  # the pages' one copy
     if request.method == "pca":  # BLAS does the work and releases the GIL: a thread will do
         proj = project(X, progress=progress, **request.kwargs())
     else:
@@ -642,7 +643,13 @@ def _run_shift(ctx: JobContext) -> None:
 
     p = ctx.params
     ctx.progress("reading the vectors", 0.0)
-    F, G = ctx.store.vectors(p["corpus"], p["model_id"]), ctx.store.vectors(p["compare"], p["model_id"])
+    from .memory import shared_cache
+
+    cache = shared_cache()  # the pages' one read-only copy of each corpus
+    F, G = (
+        cache.vectors(ctx.store, p["corpus"], p["model_id"]),
+        cache.vectors(ctx.store, p["compare"], p["model_id"]),
+    )
     ctx.checkpoint("depths with respect to F", 0.02)
     result = shift_test(F, G, p["distance"], permutations=p["permutations"], progress=ctx.checkpoint)
     ctx.store.put_result(ctx.job.key, "shift", result.to_bytes())

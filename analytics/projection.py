@@ -91,7 +91,7 @@ def project(
 ) -> Projection:
     """Project the rows of X to 2D. ``progress(stage, fraction)`` hears about the slow steps."""
     X = as_embeddings(X, "X", min_rows=MIN_TEXTS, why=f"a 2-D map needs at least {MIN_TEXTS} texts")
-    X = (X / checked_norms(X, "X")[:, None]).astype(np.float32)
+    norms = checked_norms(X, "X")
     params = _params(method, random_state, params)
     n = X.shape[0]
     t0 = time.perf_counter()
@@ -101,9 +101,12 @@ def project(
     report(f"fitting {method.upper()} on {fit_rows.size:,} texts", 0.0)
     coords = np.empty((n, 2), dtype=np.float32)
     rest = np.setdiff1d(np.arange(n), fit_rows)
-    if method == "pca":
-        coords[:] = _pca(X, fit_rows, device)
-    elif method == "umap":
+    if method == "pca":  # normalises a block at a time: no second copy of a big X
+        coords[:] = _pca(X, norms, fit_rows, device)
+        report("done", 1.0)
+        return Projection(coords, method, params, n, int(fit_rows.size), time.perf_counter() - t0)
+    X = (X / norms[:, None]).astype(np.float32)
+    if method == "umap":
         umap = _umap_module(device)
         kwargs = dict(
             n_components=2,
@@ -191,11 +194,16 @@ def _umap_module(device):
     return umap
 
 
-def _pca(X, fit_rows, device, block: int = 65536):
-    """Top-2 principal components from the d x d covariance (float64, summed over row blocks),
-    sign-fixed so the picture does not flip between runs. Deterministic, and O(n·d²) with
-    BLAS doing the work: no SVD of the n x d matrix."""
-    F = X[fit_rows]
+def _pca(X, norms, fit_rows, device, block: int = 65536):
+    """Top-2 principal components of the unit rows (X / norms) from the d x d covariance
+    (float64, summed over row blocks), sign-fixed so the picture does not flip between runs.
+    Deterministic, and O(n·d²) with BLAS doing the work: no SVD of the n x d matrix, and no
+    normalised or centred copy of X (rows are normalised and projected a block at a time)."""
+
+    def unit(rows):
+        return (X[rows] / norms[rows, None]).astype(np.float32)
+
+    F = unit(fit_rows)
     mean = F.mean(axis=0, dtype=np.float64)
     if device not in (None, "cpu"):
         import torch
@@ -212,7 +220,11 @@ def _pca(X, fit_rows, device, block: int = 65536):
     components = vecs[:, ::-1][:, :2].T.copy()
     signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
     components *= signs[:, None]
-    return ((X - mean) @ components.T).astype(np.float32)
+    out = np.empty((X.shape[0], 2), dtype=np.float32)
+    for start in range(0, X.shape[0], block):
+        rows = slice(start, start + block)
+        out[rows] = (unit(rows) - mean) @ components.T
+    return out
 
 
 def _place_by_neighbours(X, fit_rows, rest, fit_coords, k: int = 10):
@@ -316,6 +328,8 @@ def corpus_projection(store, name: str, model_id: str, method: str = "umap", *, 
     cached = cached_projection(store, request)
     if cached is not None:
         return cached
-    proj = project(store.vectors(name, model_id), progress=progress, **request.kwargs())
+    from .memory import shared_cache  # the process's one read-only copy, not another
+
+    proj = project(shared_cache().vectors(store, name, model_id), progress=progress, **request.kwargs())
     save_projection(store, request, proj)
     return proj

@@ -261,7 +261,10 @@ class Store:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            # DuckDB's buffer pool would otherwise keep up to 80% of RAM of table blocks
+            # resident (the whole vector table once read); past the limit it spills to disk
+            limit = os.environ.get("EMBEX_DUCKDB_MEMORY", "1GB")
+            self._con = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": limit})
         except duckdb.Error as exc:
             locked = "lock" in str(exc).lower()
             raise (StoreLockedError if locked else StoreError)(self._open_failure(exc)) from None
@@ -856,20 +859,19 @@ class Store:
             + _vector_table(dim)
             + " e ON e.text_hash = d.text_hash AND e.model_id = $model WHERE d.corpus_id = $cid"
         )
-        table = self._cur().sql(sql, params={"model": model_id, "cid": cid}).to_arrow_table()
-        if table.num_rows != info.n_docs:
+        # one batch at a time into the result: never the whole table twice (Arrow, then numpy)
+        reader = self._cur().sql(sql, params={"model": model_id, "cid": cid}).fetch_record_batch(65_536)
+        out = np.empty((info.n_docs, dim), dtype=np.float32)
+        seen = 0
+        for batch in reader:
+            positions = batch.column(0).to_numpy()
+            out[positions] = batch.column(1).values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+            seen += batch.num_rows
+        if seen != info.n_docs:
             raise StoreError(
-                f"{info.n_docs - table.num_rows:,} of {info.n_docs:,} texts in {name!r} have no "
+                f"{info.n_docs - seen:,} of {info.n_docs:,} texts in {name!r} have no "
                 f"vector for {model_id!r}; run embed on it first (it resumes where it stopped)."
             )
-        positions = table.column("position").to_numpy()
-        out = np.empty((info.n_docs, dim), dtype=np.float32)
-        flat = (
-            np.concatenate([c.values.to_numpy(zero_copy_only=False) for c in table.column("vector").chunks])
-            if table.num_rows
-            else np.empty(0, np.float32)
-        )
-        out[positions] = flat.reshape(-1, dim)
         return out
 
     def prune_vectors(self, *, hashes=None, model_id: str | None = None) -> int:

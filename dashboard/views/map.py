@@ -78,7 +78,7 @@ color = None
 if color_by == "depth":
     color = depths(name)
 elif color_by != "none":
-    color = [m.get(color_by, "") for m in metadata]
+    color = metadata.column(color_by, "")
 highlight = None
 if query:
     q = query.lower()
