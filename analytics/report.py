@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from .depth import median_index, most_central, most_outlying, tte_depth
 from .figures import depth_histogram, map_figure, shift_histogram
 from .projection import corpus_projection, require_texts
-from .shift import ShiftResult, shift_test
+from .shift import KINDS, ShiftResult, shift_test
 
 
 @dataclass
@@ -110,7 +110,7 @@ def build_report(
                 name,
                 model_id,
                 result.n_f + result.n_g,
-                f"Q = {result.q:.3f} · permutation p = {result.p_permutation:.3g}",
+                f"{KINDS[result.kind()]} · p = {result.p_verdict:.3g} · Q = {result.q:.3f}",
             ),
         )
         deep_f, out_g = result.examples(5)
@@ -119,10 +119,14 @@ def build_report(
             f"<p class='verdict'>{html.escape(result.summary().splitlines()[0])}</p>",
             _table(
                 [
-                    ("Q", f"{result.q:.4f}"),
+                    ("kind of shift", KINDS[result.kind()]),
+                    ("p (combined: depth both ways, MMD, mean embedding)", f"{result.p_verdict:.4g}"),
+                    ("p: G more outlying (the paper's test, permutation)", f"{result.p_permutation:.4g}"),
+                    ("p: G more concentrated", f"{result.p_concentrated:.4g}"),
+                    *[(f"cross-check: {c.name}", f"p = {c.p:.4g} ({c.detail})") for c in result.checks],
+                    ("Q (the paper's, one-sided)", f"{result.q:.4f}"),
                     ("W", f"{result.w:.4f}"),
-                    ("p (asymptotic)", f"{result.p:.4g}"),
-                    ("p (permutation)", f"{result.p_permutation:.4g}"),
+                    ("p (asymptotic, one-sided)", f"{result.p:.4g}"),
                     ("n F", result.n_f),
                     ("n G", result.n_g),
                 ],

@@ -201,8 +201,12 @@ def test_result_summary_examples_and_small_sample_warning(sample_rows, label_emb
     assert r.depths_f[deepest_f[0]] == r.depths_f.max()
     assert isinstance(world_texts[deepest_f[0]], str)
 
-    same = shift_test(F[:150], label_embeddings["World"][1000:1150], permutations=199)
-    assert not same.significant() and "No " in same.summary().splitlines()[0]
+    # two random halves of one label (contiguous slices of AG News differ: MMD, the mean
+    # embedding and a classifier all tell World[:150] from World[1000:1150])
+    world = label_embeddings["World"][np.random.default_rng(4).permutation(len(label_embeddings["World"]))]
+    same = shift_test(world[:150], world[150:300], permutations=199)
+    assert not same.significant() and same.kind() == "none"
+    assert same.summary().startswith("No evidence of a shift")
 
 
 @pytest.mark.parametrize(

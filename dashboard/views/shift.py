@@ -18,7 +18,7 @@ from common import (
 
 from analytics.figures import shift_histogram
 from analytics.params import RULES
-from analytics.shift import SMALL_SAMPLE, ShiftResult
+from analytics.shift import KINDS, SMALL_SAMPLE, ShiftResult
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -55,15 +55,39 @@ request = {
 }
 r = read_result(job_result("shift", request, f"Testing {g_name} against {f_name}"))
 
-m = [*st.columns(3), *st.columns(3)]  # two rows: long p-values stay legible in screenshots
+verdict = r.summary().splitlines()[0]
+(st.error if r.significant() else st.success)(plain(verdict))
+st.caption(f"Kind of shift: {KINDS[r.kind()]}")
+top = st.columns(5)  # the direction-aware test: every p here is a calibrated permutation p
+top[0].metric("p (combined)", f"{r.p_verdict:.3g}", help="Depth both ways, MMD and mean embedding (min-p)")
+top[1].metric(
+    "p: G more outlying",
+    f"{r.p_permutation:.3g}" if r.p_permutation is not None else "–",
+    help="Depth test: are G's texts less typical of F than F's own? (the paper's test)",
+)
+top[2].metric(
+    "p: G more concentrated",
+    f"{r.p_concentrated:.3g}" if r.p_concentrated is not None else "–",
+    help="Depth test the other way: are F's texts less typical of G than G's own?",
+)
+top[3].metric("n F", f"{r.n_f:,}")
+top[4].metric("n G", f"{r.n_g:,}")
+if r.checks:
+    st.markdown("**Cross-checks**")
+    st.dataframe(
+        [{"test": c.name, "statistic": round(c.statistic, 5), "p": c.p, "how": c.detail} for c in r.checks],
+        hide_index=True,
+        width="stretch",
+    )
+for line in r.summary().splitlines():
+    if line.startswith("The tests disagree") or line.startswith("The paper's one-sided test alone"):
+        st.warning(plain(line))
+st.markdown("**The paper's one-sided test** (is G more outlying with respect to F?)")
+m = st.columns(4)
 m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")
 m[1].metric("W", f"{r.w:.2f}", help="Wilcoxon rank-sum statistic, F depths > G depths")
 m[2].metric("p (asymptotic)", f"{r.p:.2g}")
-m[3].metric("p (permutation)", f"{r.p_permutation:.3g}")
-m[4].metric("n F", f"{r.n_f:,}")
-m[5].metric("n G", f"{r.n_g:,}")
-verdict = r.summary().splitlines()[0]
-(st.error if r.significant() else st.success)(plain(verdict))
+m[3].metric("p (permutation)", f"{r.p_permutation:.3g}" if r.p_permutation is not None else "–")
 with st.expander("What the numbers mean"):
     st.text(r.summary())
 if r.small_sample:
@@ -75,7 +99,7 @@ overlay = shift_histogram(
     name_g=g_name,
     title=f"Depth with respect to {f_name}: {f_name} vs {g_name}",
     subtitle=chart_subtitle(
-        f_name, r.n_f + r.n_g, f"{distance} · Q = {r.q:.3f} · permutation p = {r.p_permutation:.3g}"
+        f_name, r.n_f + r.n_g, f"{distance} · {KINDS[r.kind()]} · p = {r.p_verdict:.3g} · Q = {r.q:.3f}"
     ),
 )
 st.plotly_chart(overlay, width="stretch")
