@@ -248,6 +248,53 @@ def cmd_depth(args, store: Store) -> None:
     )
 
 
+def cmd_outliers(args, store: Store) -> None:
+    """The most outlying texts by local depth, global depth or both, each with its nearest
+    neighbours (what the Outliers page shows)."""
+    from .outliers import find_outliers
+
+    r = find_outliers(
+        _vectors(store, args.name, args.model),
+        quantile=args.quantile,
+        count=args.count,
+        k=args.k,
+        by=args.by,
+        distance=args.distance,
+    )
+    texts = store.texts(args.name)
+    flagged = [
+        {
+            "rank": rank + 1,
+            "position": int(i),
+            "score": float(r.scores[i]),
+            "depth": float(r.depths[i]),
+            "percentile": float(r.percentiles[i]),
+            "local_depth": float(r.local_depths[i]),
+            "local_percentile": float(r.local_percentiles[i]),
+            "text": texts[i],
+            "neighbours": [
+                {"position": int(j), "similarity": float(sim), "text": texts[j]}
+                for j, sim in zip(r.neighbours[rank], r.neighbour_similarity[rank])
+            ],
+        }
+        for rank, i in enumerate(r.flagged)
+    ]
+    lines = [
+        f"{len(flagged):,} of {len(texts):,} texts in {args.name!r} flagged by {args.by} "
+        f"({args.distance}, k = {r.k}), most outlying first:",
+        "   depth   local  #row    text  (nearest neighbour)",
+    ]
+    for row in flagged:
+        nearest = row["neighbours"][0] if row["neighbours"] else None
+        lines.append(
+            f"  {row['depth']:.4f}  {row['local_depth']:.4f}  #{row['position']:<6} {_short(row['text'], 70)}"
+        )
+        if nearest:
+            lines.append(f"{'':26}({nearest['similarity']:.3f}: {_short(nearest['text'], 60)})")
+    data = {"corpus": args.name, "by": args.by, "distance": args.distance, "k": r.k, "n": len(texts)}
+    _emit(args, {**data, "outliers": flagged}, lines)
+
+
 def cmd_shift(args, store: Store) -> None:
     from . import shift_test
 
@@ -664,6 +711,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None)
     s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
     s.set_defaults(func=cmd_depth, read_only=True)
+
+    rules = RULES["outliers"]
+    s = sub.add_parser(
+        "outliers", parents=[common], help="the most outlying texts (local or global depth), with neighbours"
+    )
+    s.add_argument("name")
+    _rule_option(s, rules["by"])
+    share = s.add_mutually_exclusive_group()
+    _rule_option(share, rules["quantile"])
+    share.add_argument(
+        "--count",
+        type=_rule_type(rules["count"]),
+        default=None,
+        metavar="N",
+        help=f"at least 1: {rules['count'].help}",
+    )
+    _rule_option(s, rules["k"])
+    s.add_argument("--model", default=None)
+    s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
+    s.set_defaults(func=cmd_outliers, read_only=True)
 
     s = sub.add_parser("shift", parents=[common], help="has corpus G shifted away from F?")
     s.add_argument("reference", metavar="F")

@@ -186,11 +186,16 @@ RULES: dict[str, dict[str, Rule]] = {
     ),
     "outliers": _rules("outliers",
         Rule("quantile", "float", 0.05, low=0.001, high=0.5, step=0.001,
-             help="share of the corpus flagged: the texts of lowest depth"),
+             help="share of the corpus flagged: the most outlying texts"),
         Rule("count", "int", 20, low=1, high=None, step=1,
-             help="number of lowest-depth texts flagged (instead of a share)"),
+             help="number of most outlying texts flagged (instead of a share)"),
         Rule("k", "int", 10, low=1, high=50, step=1,
-             help="nearest neighbours per text: the isolation score and the evidence shown"),
+             help="nearest neighbours per text: local depth is taken over them, and they are "
+                  "shown as evidence"),
+        Rule("by", "choice", "local", choices=("local", "global", "combined"),
+             help="local: depth w.r.t. the text's k nearest neighbours (no near neighbours); "
+                  "global: TTE depth w.r.t. the whole corpus (far from its centre); combined: "
+                  "the mean of the two depth percentiles"),
     ),
     "shift": _rules("shift test",
         Rule("permutations", "int", 999, low=0, high=100_000, step=100,

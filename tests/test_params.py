@@ -189,6 +189,7 @@ def library_calls(X):
         ("outliers", "quantile"): lambda v: find_outliers(X, quantile=v),
         ("outliers", "count"): lambda v: find_outliers(X, count=v),
         ("outliers", "k"): lambda v: find_outliers(X, k=v),
+        ("outliers", "by"): lambda v: find_outliers(X, by=v),
         ("shift", "permutations"): lambda v: shift_test(X[:20], X[20:], permutations=v),
         ("shift", "alpha"): lambda v: result.summary(alpha=v),
         ("retrieval", "k"): lambda v: (
@@ -214,7 +215,7 @@ def test_the_library_refuses_every_out_of_range_value(vectors):
 
 
 def test_library_signature_defaults_are_the_rules_defaults():
-    from analytics.outliers import find_outliers
+    from analytics.outliers import find_outliers, local_depth
     from analytics.projection import DEFAULTS, METHODS, corpus_projection, project
     from analytics.report import build_report
     from analytics.retrieval import more_like_this, search_text
@@ -225,6 +226,8 @@ def test_library_signature_defaults_are_the_rules_defaults():
 
     assert default(find_outliers, "quantile") == RULES["outliers"]["quantile"].default
     assert default(find_outliers, "k") == RULES["outliers"]["k"].default
+    assert default(find_outliers, "by") == RULES["outliers"]["by"].default
+    assert default(local_depth, "k") == RULES["outliers"]["k"].default
     assert default(shift_test, "permutations") == RULES["shift"]["permutations"].default
     assert default(build_report, "permutations") == RULES["shift"]["permutations"].default
     assert default(ShiftResult.significant, "alpha") == RULES["shift"]["alpha"].default

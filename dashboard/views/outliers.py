@@ -8,6 +8,8 @@ from common import (
     number_input,
     pick_corpus,
     plain,
+    rule_value,
+    set_url,
     slider,
     store,
     texts_and_metadata,
@@ -17,12 +19,20 @@ from common import (
 from analytics.outliers import find_outliers
 from analytics.params import RULES
 
+#: how the page names each ranking (analytics/outliers.py explains them)
+RANKINGS = {
+    "local": "local depth (no near neighbours)",
+    "global": "global depth (far from the corpus)",
+    "combined": "combined (mean of both percentiles)",
+}
+SCORE_NAMES = {"local": "local depth", "global": "depth", "combined": "combined percentile"}
+
 
 @st.cache_data(show_spinner="Finding outliers…", max_entries=8)
-def outliers(path, name, model, fp, quantile, count, k):
+def outliers(path, name, model, fp, quantile, count, k, by):
     from common import corpus_vectors
 
-    return find_outliers(corpus_vectors(path, name, model, fp), quantile=quantile, count=count, k=k)
+    return find_outliers(corpus_vectors(path, name, model, fp), quantile=quantile, count=count, k=k, by=by)
 
 
 st.title("Outliers")
@@ -35,11 +45,23 @@ if mode == "lowest share":
     quantile, count = slider(rules["quantile"], label="Share of the corpus (%)", scale=100), None
 else:
     quantile, count = None, number_input(rules["count"], label="Number of texts")
-k = slider(rules["k"], label="Neighbours shown")
-report = outliers(str(store().path), name, model_id(), fingerprint(name), quantile, count, k)
+by = st.radio(
+    "Rank by",
+    list(RANKINGS),
+    index=list(RANKINGS).index(rule_value(rules["by"])),
+    format_func=RANKINGS.get,
+    key="outliers_by",
+    horizontal=True,
+    help="Local depth finds texts with no near neighbours, wherever they sit (stray queries among "
+    "tight topics); global depth finds texts far from the corpus as a whole, including a small "
+    "group of similar strays; combined needs both. The README's statistics section says more.",
+)
+set_url(by=by)
+k = slider(rules["k"], label="Neighbours (local depth and evidence)")
+report = outliers(str(store().path), name, model_id(), fingerprint(name), quantile, count, k, by)
 reviewed = st.session_state.setdefault("reviewed", {}).setdefault(name, set())
 st.write(
-    f"{len(report.flagged):,} outliers flagged, most outlying first; "
+    f"{len(report.flagged):,} outliers flagged by {RANKINGS[by]}, most outlying first; "
     f"{len(reviewed & set(report.flagged.tolist())):,} marked reviewed."
 )
 rows = []
@@ -50,17 +72,22 @@ for rank, i in enumerate(report.flagged[:200]):
         "row": i,
         "depth": round(float(report.depths[i]), 5),
         "percentile": round(float(report.percentiles[i]), 2),
+        "local depth": round(float(report.local_depths[i]), 5),
+        "local percentile": round(float(report.local_percentiles[i]), 2),
         "knn rank": int(report.knn_rank[i]),
         "reviewed": i in reviewed,
         "text": texts[i],
         **metadata[i],
     }
     rows.append(row)
-    label = f"#{rank + 1} · depth {row['depth']:.4f} · " + plain(" ".join(texts[i].split())[:90])
+    score = f"{SCORE_NAMES[by]} {report.scores[i]:.4f}"
+    label = f"#{rank + 1} · {score} · " + plain(" ".join(texts[i].split())[:90])
     with st.expander(label):
         st.text(texts[i])
         st.caption(
-            f"depth percentile {row['percentile']} · k-NN isolation rank {row['knn rank']:,} of {len(texts):,}"
+            f"global depth {row['depth']:.4f} (percentile {row['percentile']}) · local depth "
+            f"{row['local depth']:.4f} (percentile {row['local percentile']}, k = {report.k}) · "
+            f"k-NN isolation rank {row['knn rank']:,} of {len(texts):,}"
         )
         st.dataframe(
             [
