@@ -582,7 +582,7 @@ def cmd_serve(args, store: None) -> None:
     os.environ["EMBEX_STORE"] = str(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    executor_for(path)  # opens the store (a clear error if it cannot) and takes up its jobs
+    executor_for(path).warm()  # opens the store (a clear error if it cannot), takes up its jobs
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     flags = {
         "server.port": args.port,

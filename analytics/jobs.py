@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ExplorerError, ParameterError, StoreError
-from .pool import Cancelled, ProcessPool
+from .pool import Cancelled, ProcessPool, WorkerError
 from .store import Store, default_store_path
 
 log = logging.getLogger("embex.jobs")
@@ -435,6 +435,18 @@ class Executor:
                 self._running.pop(job_id, None)
                 self._dirty = True
                 self._wake.notify_all()
+
+    def warm(self) -> None:
+        """Start a worker process and compile UMAP's functions in it, in the background, so the
+        first map a visitor asks for does not wait for them (``embex serve`` calls this)."""
+
+        def run() -> None:
+            try:
+                self.pool.run("analytics.projection:warm_up")
+            except (WorkerError, ExplorerError) as exc:  # the pool shut down, or the worker died
+                log.info("worker warm-up skipped: %s", exc)
+
+        threading.Thread(target=run, name="embex-warm-up", daemon=True).start()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop starting jobs, cancel the running ones (they stay resumable), stop the workers."""

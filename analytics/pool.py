@@ -122,7 +122,7 @@ class ProcessPool:
         try:
             with self._lock:
                 if self._closed:
-                    raise RuntimeError("The process pool is shut down.")
+                    raise WorkerError("The process pool is shut down.")
                 while self._idle and worker is None:
                     candidate = self._idle.pop()
                     worker = candidate if candidate.alive() else None

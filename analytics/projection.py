@@ -179,6 +179,15 @@ class _Counter:
         pass
 
 
+def warm_up() -> None:
+    """Fit tiny UMAP and t-SNE maps, so that numba compiles UMAP's functions now (several
+    seconds) rather than during the first map someone waits for. A worker process runs it when
+    the server starts (``embex serve``)."""
+    X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    project(X, "umap", n_neighbors=5)
+    project(X, "tsne", perplexity=5)
+
+
 def _umap_module(device):
     """cuML's GPU UMAP when running on CUDA and it is installed (it is not a dependency),
     else umap-learn."""

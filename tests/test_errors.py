@@ -147,7 +147,6 @@ def test_user_facing_raises_use_the_family():
     allowed = {
         ("analytics/corpus.py", "TypeError", "stream_corpus reads files on disk"),  # a caller's bug
         ("analytics/inference.py", "RuntimeError", "A tokenizer worker process ended"),  # internal
-        ("analytics/pool.py", "RuntimeError", "The process pool is shut down."),  # a caller's bug
         ("analytics/params.py", "ValueError", "Rule {self.name}: "),  # a rules table that breaks itself
     }
     found = set()
