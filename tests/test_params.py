@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_corpus
+from conftest import ROOT, make_corpus, settle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -381,6 +381,7 @@ def test_map_links_with_nan_or_junk_fall_back_to_the_default_with_a_warning(tiny
     said = " ".join(warnings(at))
     assert "min_dist=nan" in said and "UMAP min_dist must be a finite number between 0 and 1" in said
     assert "n_neighbors=many" in said
+    settle(at, tiny_store)  # the map is computed by a background job
     assert at.get("plotly_chart")  # the map is drawn, with the defaults
     at = open_page(tiny_store, monkeypatch, method="mds")
     assert "method=mds" in warnings(at)[0] and "must be one of umap, pca, tsne" in warnings(at)[0]
