@@ -339,6 +339,29 @@ def cmd_shift(args, store: Store) -> None:
     _emit(args, data, lines)
 
 
+def cmd_search(args, store: Store) -> None:
+    from .retrieval import build_index, query_settings, search_text
+
+    texts = store.texts(args.name)
+    vectors = embedder = None
+    if args.method != "bm25":  # BM25 reads words only: no vectors, no model
+        from .embedding import Embedder
+
+        key = _model_key(store, args.name, args.model)
+        vectors = store.vectors(args.name, key)
+        model, precision = query_settings(key)
+        embedder = Embedder(model, precision=precision)
+    index = build_index(args.method, vectors=vectors, texts=texts)
+    hits = search_text(embedder, index, args.query, args.k)
+    rows = [
+        {"rank": r + 1, "position": int(i), "score": float(sc), "text": texts[i]}
+        for r, (i, sc) in enumerate(zip(hits.ids[0], hits.scores[0]))
+    ]
+    lines = [f"Top {len(rows)} in {args.name!r} for {args.query!r} by {args.method}:"]
+    lines += [f"  {r['rank']:>3}. {r['score']:.4f}  #{r['position']:<6} {_short(r['text'])}" for r in rows]
+    _emit(args, {"corpus": args.name, "query": args.query, "method": args.method, "hits": rows}, lines)
+
+
 def cmd_delete(args, store: Store) -> None:
     store.delete_corpus(args.name)
     _emit(args, {"deleted": args.name}, [f"Deleted corpus {args.name!r} (cached vectors kept)."])
@@ -742,6 +765,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     _rule_option(s, RULES["shift"]["top"])
     s.set_defaults(func=cmd_shift, read_only=True)
+
+    s = sub.add_parser("search", parents=[common], help="the texts of a corpus that best match a query")
+    s.add_argument("name", metavar="CORPUS")
+    s.add_argument("query", metavar="QUERY")
+    _rule_option(s, RULES["retrieval"]["method"])
+    _rule_option(s, RULES["retrieval"]["k"], "-k")
+    s.add_argument("--model", default=None, help="with --method dense or hybrid: the corpus's model")
+    s.set_defaults(func=cmd_search, read_only=True)
 
     s = sub.add_parser("delete", parents=[common], help="delete a corpus")
     s.add_argument("name")

@@ -212,6 +212,26 @@ RULES: dict[str, dict[str, Rule]] = {
     "retrieval": _rules("retrieval",
         Rule("k", "int", 10, low=1, high=100, step=1,
              help="texts returned for a query"),
+        Rule("method", "choice", "dense", choices=("dense", "bm25", "hybrid"),
+             help="dense: cosine of embeddings (meaning); bm25: shared words (exact terms, rare "
+                  "names); hybrid: both, fused"),
+    ),
+    "bm25": _rules("BM25",
+        Rule("k1", "float", 1.2, low=0.0, high=3.0, step=0.1,
+             help="term-frequency saturation: 0 counts a word once however often it occurs"),
+        Rule("b", "float", 0.75, low=0.0, high=1.0, step=0.05,
+             help="length normalisation: 0 ignores document length, 1 divides it out fully"),
+    ),
+    "hybrid": _rules("hybrid",
+        Rule("fusion", "choice", "convex", choices=("convex", "rrf"),
+             help="convex: weighted sum of normalised scores (cosine scaled to its candidates' "
+                  "range, BM25 divided by the best); rrf: reciprocal rank fusion"),
+        Rule("weight", "float", 0.5, low=0.0, high=1.0, step=0.05,
+             help="with fusion convex: the dense score's weight (1 - weight goes to BM25)"),
+        Rule("rrf_k", "int", 60, low=1, high=1000, step=1,
+             help="with fusion rrf: the constant in 1 / (rrf_k + rank); larger flattens ranks"),
+        Rule("candidates", "int", 100, low=1, high=1000, step=10,
+             help="hits taken from each method before fusing (at least k)"),
     ),
 }
 # fmt: on

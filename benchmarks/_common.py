@@ -40,6 +40,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
+def metrics_table(rows: list[dict], keys: tuple[str, ...], first: str = "method") -> str:
+    """Rows of metrics (``evaluate_methods``'s) as a markdown table, four decimals."""
+    lines = [f"| {first} | {' | '.join(keys)} |", f"|---|{'---:|' * len(keys)}"]
+    lines += [f"| {r[first]} | {' | '.join(f'{r[k]:.4f}' for k in keys)} |" for r in rows]
+    return "\n".join(lines)
+
+
 def unit_rows(n: int, d: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
     X = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32).astype(dtype)
     X /= np.linalg.norm(X, axis=1, keepdims=True)

@@ -149,6 +149,20 @@ def test_retrieval_page_finds_sports_for_a_sports_query(app):
     assert (hits["label"] == "Sports").sum() >= 7
 
 
+def test_retrieval_page_searches_by_bm25_and_hybrid(app):
+    at = app("views/retrieval.py", corpus="news")
+    at.radio(key="retrieval_method").set_value("bm25").run()
+    at.text_input[0].input("Olympic").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("by BM25 score" in c.value for c in at.caption)
+    hits = at.dataframe[0].value
+    assert hits["text"].str.contains("Olympic").iloc[0]  # the word itself ranks first
+    assert at.query_params["method"] == "bm25"  # a copied link reopens this method
+    at.radio(key="retrieval_method").set_value("hybrid").run()
+    assert any("by fused score" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 10
+
+
 def test_upload_page_lists_corpora_and_splits(app, dash_store):
     at = app("views/upload.py")
     assert len(at.dataframe[0].value) == 5

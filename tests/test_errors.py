@@ -274,7 +274,7 @@ def test_library_parameter_errors_are_parameter_errors():
         (lambda: analytics.tte_depth(X, distance="euclid"), "distance must be one of"),
         (lambda: figure_image(None, "gif"), "format must be 'png' or 'svg'"),
         (lambda: resolve_precision("float16", "cpu"), "float16 is not supported on the CPU"),
-        (lambda: load_qrels(b"query-id,corpus-id,score\n"), "Pass format='csv' or 'tsv'"),
+        (lambda: load_qrels(b"query-id,corpus-id,score\n"), "Pass format='csv', 'tsv' or 'jsonl'"),
         (lambda: analytics.load_corpus(b"text\na\n", empty="maybe"), "empty must be 'skip' or 'error'"),
     ]
     for call, message in cases:

@@ -196,7 +196,21 @@ def library_calls(X):
             search_text(Encoder(), index, "a query", k=v),
             more_like_this(index, 0, k=v),
         ),
+        **retrieval_calls(X),
     }
+
+
+def retrieval_calls(X):
+    """The calls for BM25's and the hybrid's rules, and the retrieval method's."""
+    from analytics.retrieval import BM25Index, ExactIndex, HybridIndex, build_index
+
+    texts = [f"text number {i}" for i in range(len(X))]
+    dense, words = ExactIndex(X), BM25Index(texts)
+    calls = {("retrieval", "method"): lambda v: build_index(v, vectors=X, texts=texts)}
+    calls.update({("bm25", name): lambda v, n=name: BM25Index(texts, **{n: v}) for name in ("k1", "b")})
+    for name in ("fusion", "weight", "rrf_k", "candidates"):
+        calls["hybrid", name] = lambda v, n=name: HybridIndex(dense, words, **{n: v})
+    return calls
 
 
 def test_the_library_refuses_every_out_of_range_value(vectors):
