@@ -388,6 +388,70 @@ def cmd_gc(args, store: Store) -> None:
     _emit(args, {"removed": removed}, [f"Removed {removed:,} cached vector(s) that no corpus uses."])
 
 
+def cmd_representatives(args, store: Store) -> None:
+    from collections import Counter
+
+    from .representatives import pick_representatives
+
+    labels, column = None, args.label_column
+    if args.per_label or column:
+        metadata = store.metadata(args.name)
+        # the corpus's label column, else a metadata column named "label" (embex ingest sets none)
+        column = column or store.corpus_info(args.name).label_column
+        if column is None and any("label" in m for m in metadata[:1000]):
+            column = "label"
+        if column is None or not any(column in m for m in metadata[:1000]):
+            has = ", ".join(dict.fromkeys(k for m in metadata[:1000] for k in m)) or "none"
+            what = "no label column" if column is None else f"no metadata column {column!r}"
+            raise ParameterError(
+                f"Corpus {args.name!r} has {what} (its metadata columns: {has}); name one with "
+                "--label-column COL, or leave out --per-label to pick from the whole corpus."
+            )
+        labels = [m.get(column) for m in metadata]
+    X = _vectors(store, args.name, args.model)
+    reps = pick_representatives(
+        X,
+        args.k,
+        labels=labels,
+        method=args.method,
+        max_similarity=args.max_similarity,
+        distance=args.distance,
+        random_state=args.seed,
+    )
+    texts = store.texts(args.name)
+    sizes = Counter(labels) if labels is not None else Counter({None: len(X)})
+    picks, lines = [], []
+    for pick in reps.rows(texts):
+        if pick["rank"] == 1:
+            where = f"{column} = {pick['label']}" if labels is not None else f"all of {args.name!r}"
+            lines += ["", f"{where} ({sizes[pick['label']]:,} texts):"]
+        shown = "     —" if pick["depth"] is None else f"{pick['depth']:.4f}"  # a label of one text
+        lines.append(f"  {pick['rank']:>3}. {shown}  #{pick['row']:<6} {_short(pick['text'])}")
+        picks.append({"position": pick.pop("row"), **pick})
+    spread = ""
+    if args.method == "depth":
+        spread = f", no near-copies (cosine ≥ {args.max_similarity:g})" if args.max_similarity < 1 else ""
+    per = f"per {column}" if labels is not None else "overall"
+    head = (
+        f"{args.k} representative text(s) {per} in {args.name!r} by {args.method}{spread} "
+        f"(depth column: {args.distance} depth within the group)"
+    )
+    _emit(
+        args,
+        {
+            "corpus": args.name,
+            "method": args.method,
+            "k": args.k,
+            "label_column": column if labels is not None else None,
+            "max_similarity": args.max_similarity,
+            "distance": args.distance,
+            "seed": args.seed,
+            "picks": picks,
+        },
+        [head, *lines],
+    )
+
+
 def cmd_import_vectors(args, store: Store) -> None:
     from .embedding import import_vectors
 
@@ -806,6 +870,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("gc", parents=[common], help="remove cached vectors that no corpus uses")
     s.set_defaults(func=cmd_gc)
+
+    s = sub.add_parser(
+        "representatives", parents=[common], help="pick k representative texts, per label or overall"
+    )
+    s.add_argument("name")
+    _rule_option(s, RULES["representatives"]["k"], "-k")
+    s.add_argument(
+        "--per-label",
+        action="store_true",
+        help="k per label (the corpus's label column, else its metadata column 'label')",
+    )
+    s.add_argument("--label-column", metavar="COL", help="k per value of this metadata column")
+    _rule_option(s, RULES["representatives"]["method"])
+    _rule_option(s, RULES["representatives"]["max_similarity"])
+    s.add_argument("--seed", type=int, default=0, help="seed of --method medoid and random (default 0)")
+    s.add_argument("--model", default=None)
+    s.add_argument("--distance", choices=["cosine", "chord"], default="cosine")
+    s.set_defaults(func=cmd_representatives, read_only=True)
 
     s = sub.add_parser("jobs", parents=[common], help="list the dashboard's background jobs, or cancel one")
     s.add_argument("action", nargs="?", choices=["list", "cancel"], default="list")

@@ -209,6 +209,24 @@ RULES: dict[str, dict[str, Rule]] = {
         Rule("top", "int", 5, low=1, high=1000, step=1,
              help="texts listed at each end of the ranking"),
     ),
+    "representatives": _rules("representatives",
+        Rule("k", "int", 5, low=1, high=1000, step=1,
+             help="texts picked per label (or overall); a label with fewer gives all it has"),
+        Rule("method", "choice", "depth", choices=("depth", "medoid", "random"),
+             help="depth: the deepest (most typical) texts; medoid: the text nearest each "
+                  "k-means centre; random: a seeded draw (the baseline)"),
+        Rule("max_similarity", "float", 0.95, low=0.5, high=1.0, step=0.01,
+             help="depth only: a text this similar (cosine) to one already picked is passed "
+                  "over for the next deepest, so picks are not near-copies (1: the k deepest)"),
+    ),
+    "overlap": _rules("overlap",
+        Rule("opening_chars", "int", 50, low=10, high=1000, step=10,
+             help="texts whose first this many normalised characters match count as near "
+                  "duplicates"),
+        Rule("min_similarity", "float", 0.98, low=0.5, high=1.0, step=0.01,
+             help="texts whose embeddings are at least this similar (cosine) count as near "
+                  "duplicates"),
+    ),
     "retrieval": _rules("retrieval",
         Rule("k", "int", 10, low=1, high=100, step=1,
              help="texts returned for a query"),

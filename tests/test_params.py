@@ -197,6 +197,7 @@ def library_calls(X):
             more_like_this(index, 0, k=v),
         ),
         **retrieval_calls(X),
+        **issue12_calls(X),
     }
 
 
@@ -210,6 +211,21 @@ def retrieval_calls(X):
     calls.update({("bm25", name): lambda v, n=name: BM25Index(texts, **{n: v}) for name in ("k1", "b")})
     for name in ("fusion", "weight", "rrf_k", "candidates"):
         calls["hybrid", name] = lambda v, n=name: HybridIndex(dense, words, **{n: v})
+    return calls
+
+
+def issue12_calls(X):
+    """The calls for the representatives' and the overlap check's rules."""
+    from analytics.overlap import check_overlap
+    from analytics.representatives import pick_representatives
+
+    calls = {
+        ("representatives", name): lambda v, n=name: pick_representatives(X, **{n: v})
+        for name in ("k", "method", "max_similarity")
+    }
+    texts = [f"text number {i}" for i in range(len(X))]
+    for name in ("opening_chars", "min_similarity"):
+        calls["overlap", name] = lambda v, n=name: check_overlap(texts, texts, X, X, **{n: v})
     return calls
 
 
@@ -240,6 +256,13 @@ def test_library_signature_defaults_are_the_rules_defaults():
 
     assert default(find_outliers, "quantile") == RULES["outliers"]["quantile"].default
     assert default(find_outliers, "k") == RULES["outliers"]["k"].default
+    from analytics.overlap import check_overlap
+    from analytics.representatives import pick_representatives
+
+    for name, rule in RULES["representatives"].items():
+        assert default(pick_representatives, name) == rule.default, name
+    for name, rule in RULES["overlap"].items():
+        assert default(check_overlap, name) == rule.default, name
     assert default(find_outliers, "by") == RULES["outliers"]["by"].default
     assert default(local_depth, "k") == RULES["outliers"]["k"].default
     assert default(shift_test, "permutations") == RULES["shift"]["permutations"].default
