@@ -297,11 +297,14 @@ def cmd_outliers(args, store: Store) -> None:
 
 def cmd_shift(args, store: Store) -> None:
     from . import shift_test
+    from .overlap import check_overlap
 
     F, G = _vectors(store, args.reference, args.model), _vectors(store, args.comparison, args.model)
     r = shift_test(F, G, distance=args.distance, permutations=args.permutations, random_state=args.seed)
-    summary = r.summary(args.alpha)
     texts_f, texts_g = store.texts(args.reference), store.texts(args.comparison)
+    overlap = check_overlap(texts_f, texts_g, F, G)  # shared texts make every test conservative
+    r = r.with_notes(overlap.warning())
+    summary = r.summary(args.alpha)
     deep_f, out_g = r.examples(args.top)
     data = {
         "reference": args.reference,
@@ -323,6 +326,7 @@ def cmd_shift(args, store: Store) -> None:
         "p_two_sided": r.p_two_sided,
         "q_concentrated": r.q_concentrated,
         "cross_checks": [c.__dict__ for c in r.checks],
+        "overlap": overlap.summary(),
         "summary": summary,
         "most_representative_f": [texts_f[i] for i in deep_f],
         "most_outlying_g": [texts_g[i] for i in out_g],

@@ -651,6 +651,7 @@ def _prepare_shift(store: Store, params: dict):
 
 
 def _run_shift(ctx: JobContext) -> None:
+    from .overlap import check_overlap
     from .shift import shift_test
 
     p = ctx.params
@@ -664,6 +665,9 @@ def _run_shift(ctx: JobContext) -> None:
     )
     ctx.checkpoint("depths with respect to F", 0.02)
     result = shift_test(F, G, p["distance"], permutations=p["permutations"], progress=ctx.checkpoint)
+    ctx.progress("checking whether F and G share texts", 0.99)
+    overlap = check_overlap(ctx.store.texts(p["corpus"]), ctx.store.texts(p["compare"]), F, G)
+    result = result.with_notes(overlap.warning())
     ctx.store.put_result(ctx.job.key, "shift", result.to_bytes())
     ctx.say(result.summary().splitlines()[0])
 

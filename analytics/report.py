@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from .depth import median_index, most_central, most_outlying, tte_depth
 from .figures import depth_histogram, map_figure, shift_histogram
+from .overlap import check_overlap
 from .projection import corpus_projection, require_texts
 from .shift import KINDS, ShiftResult, shift_test
 
@@ -98,8 +99,9 @@ def build_report(
     result = None
     if compare:
         G = store.vectors(compare, model_id)
-        result = shift_test(X, G, permutations=permutations)
         texts_g = store.texts(compare)
+        overlap = check_overlap(texts, texts_g, X, G)  # shared texts make every test conservative
+        result = shift_test(X, G, permutations=permutations).with_notes(overlap.warning())
         figures["shift"] = shift_histogram(
             result.depths_f,
             result.depths_g,

@@ -113,6 +113,12 @@ class ShiftResult:
         alpha = RULES["shift"]["alpha"].check(alpha)
         return self.p_verdict < alpha
 
+    def with_notes(self, *notes) -> ShiftResult:
+        """The same result with notes added (an overlap warning, say); empty notes are skipped."""
+        import dataclasses
+
+        return dataclasses.replace(self, notes=(*self.notes, *[n for n in notes if n]))
+
     def check(self, name: str) -> CrossCheck | None:
         return next((c for c in self.checks if c.name == name), None)
 

@@ -385,3 +385,14 @@ def test_a_report_job_stores_the_html_and_the_map_it_drew(ex):
         ex.submit("project", {"corpus": "small", "model_id": "m", "method": "pca"}).message
         == "already computed"
     )
+
+
+def test_a_shift_job_warns_when_f_and_g_share_texts(ex):
+    from analytics.shift import ShiftResult
+
+    texts = [f"small text {i}" for i in range(300)]  # the texts of the fixture's corpus "small"
+    ex.store.add_corpus("half of small", make_corpus(texts[:150]))
+    request = {"corpus": "small", "compare": "half of small", "model_id": "m", "permutations": 49}
+    assert ex.wait(ex.submit("shift", request).id, timeout=120).state == "done"
+    notes = ShiftResult.from_bytes(ex.result("shift", request)).notes
+    assert any(n.startswith("F and G overlap: 150 of 150 G texts overlap F (150 identical") for n in notes)

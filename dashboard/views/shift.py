@@ -79,6 +79,8 @@ if r.checks:
         hide_index=True,
         width="stretch",
     )
+for note in r.notes:  # an overlap between F and G, a subsampled or skipped test
+    st.warning(plain(note))
 for line in r.summary().splitlines():
     if line.startswith("The tests disagree") or line.startswith("The paper's one-sided test alone"):
         st.warning(plain(line))
