@@ -43,15 +43,15 @@ def jobs_table() -> None:
         [
             {
                 "job": j.id,
-                "kind": j.kind,
-                "corpus": j.params.get("corpus", ""),
-                "method": j.params.get("method", ""),
+                "kind": j.kind + (f" {j.params['method']}" if j.params.get("method") else ""),
+                "corpus": j.params.get("corpus", "")
+                + (f" vs {j.params['compare']}" if j.params.get("compare") else ""),
                 "state": j.state,
+                "message or error": j.error or j.message,
+                "seconds": round(j.elapsed, 1),
                 "asked by": j.requested_by,
                 "created": _when(j.created),
-                "seconds": round(j.elapsed, 1),
                 "attempts": j.attempts,
-                "message or error": j.error or j.message,
             }
             for j in ended
         ],

@@ -58,7 +58,7 @@ r = read_result(job_result("shift", request, f"Testing {g_name} against {f_name}
 verdict = r.summary().splitlines()[0]
 (st.error if r.significant() else st.success)(plain(verdict))
 st.caption(f"Kind of shift: {KINDS[r.kind()]}")
-top = st.columns(5)  # the direction-aware test: every p here is a calibrated permutation p
+top = st.columns(3)  # the direction-aware test: every p here is a calibrated permutation p
 top[0].metric("p (combined)", f"{r.p_verdict:.3g}", help="Depth both ways, MMD and mean embedding (min-p)")
 top[1].metric(
     "p: G more outlying",
@@ -70,8 +70,9 @@ top[2].metric(
     f"{r.p_concentrated:.3g}" if r.p_concentrated is not None else "–",
     help="Depth test the other way: are F's texts less typical of G than G's own?",
 )
-top[3].metric("n F", f"{r.n_f:,}")
-top[4].metric("n G", f"{r.n_g:,}")
+sizes = st.columns(3)
+sizes[0].metric("n F", f"{r.n_f:,}")
+sizes[1].metric("n G", f"{r.n_g:,}")
 if r.checks:
     st.markdown("**Cross-checks**")
     st.dataframe(
@@ -88,7 +89,7 @@ st.markdown("**The paper's one-sided test** (is G more outlying with respect to 
 m = st.columns(4)
 m[0].metric("Q", f"{r.q:.3f}", help="P[D(F text) ≤ D(G text)]: 0.5 no shift, 0 complete shift")
 m[1].metric("W", f"{r.w:.2f}", help="Wilcoxon rank-sum statistic, F depths > G depths")
-m[2].metric("p (asymptotic)", f"{r.p:.2g}")
+m[2].metric("p (asymptotic)", f"{r.p:.2g}" if r.p > 0 else "< 1e-300")
 m[3].metric("p (permutation)", f"{r.p_permutation:.3g}" if r.p_permutation is not None else "–")
 with st.expander("What the numbers mean"):
     st.text(r.summary())
