@@ -155,7 +155,9 @@ def test_walk_every_page(server, corpus_file, browser):
         .inner_text()
     )
     assert q < 0.3
-    assert page.locator('[data-testid="stDataFrame"]').count() == 2  # the two example tables, nothing else
+    idle(page)
+    # the cross-checks and the two example tables, nothing else
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3
     shot(page, "08-shift")
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     page.locator('[data-testid="stMain"]').screenshot(path=str(ARTIFACTS / "shift-page.png"))
