@@ -85,6 +85,11 @@ class ShiftResult:
     that decides the verdict, calibrated."""
     checks: tuple = ()
     """:class:`~analytics.twosample.CrossCheck` results: MMD, mean embedding, classifier."""
+    z_outlying: float | None = None
+    """How far the observed "G more outlying" statistic sits in its permutation distribution,
+    in standard deviations (an effect size, for naming the kind; the p values decide)."""
+    z_concentrated: float | None = None
+    """The same for "G more concentrated"."""
     notes: tuple = ()
     """What a reader should know: a subsampled test, tests that disagree."""
 
@@ -125,17 +130,22 @@ class ShiftResult:
     def kind(self, alpha: float = 0.05) -> str:
         """Which shift was found: "outlying", "concentrated", "location" or "none" (keys of
         :data:`KINDS`). Significance comes from :attr:`p_verdict`; the name from the depth test's
-        two directions: G atypical of F only (G more outlying: broader, or with texts from
-        elsewhere), F atypical of G only (G more concentrated), both or neither (the corpora sit
-        in different places: a location shift, such as a change of topic)."""
+        two directions, by their effect sizes (z in the permutation distribution): one direction
+        clearly stronger names it (G atypical of F: more outlying, broader or with texts from
+        elsewhere; F atypical of G: G more concentrated); both comparable (the weaker at least
+        half the stronger), or neither notable (z < 1.645, only MMD or the mean embedding saw
+        it), is a location shift, such as a change of topic or of the mix of topics."""
         if not self.significant(alpha):
             return "none"
         if self.p_concentrated is None:  # the paper's one-sided test alone
             return "outlying"
-        outlying, concentrated = self.p_permutation < alpha, self.p_concentrated < alpha
-        if outlying != concentrated:
-            return "outlying" if outlying else "concentrated"
-        return "location"
+        if self.z_outlying is None:  # a result cached before effect sizes were kept
+            outlying, concentrated = self.p_permutation < alpha, self.p_concentrated < alpha
+            return ("outlying" if outlying else "concentrated") if outlying != concentrated else "location"
+        strong, weak = max(self.z_outlying, self.z_concentrated), min(self.z_outlying, self.z_concentrated)
+        if strong < 1.645 or weak >= 0.5 * strong:
+            return "location"
+        return "outlying" if self.z_outlying > self.z_concentrated else "concentrated"
 
     def summary(self, alpha: float = 0.05) -> str:
         """A plain-language verdict naming the kind of shift, with the numbers behind it."""
@@ -153,15 +163,10 @@ class ShiftResult:
                 "machine-made text, near-duplicates or a narrowed topic look like this."
             )
         elif kind == "location":
-            both = self.p_permutation < alpha and self.p_concentrated < alpha
             verdict = (
-                "G has shifted away from F in location: the two corpora sit in different places "
-                + (
-                    "(each one's texts are atypical of the other, as with a change of topic)"
-                    if both
-                    else "(seen by MMD or the mean embedding; neither is more outlying than the other)"
-                )
-                + f" (Q = {self.q:.3f}, p = {pv:.3g})."
+                "G has shifted away from F in location: the two corpora sit in different places, "
+                "neither more outlying nor more concentrated than the other (as with a change of "
+                f"topic, or of the mix of topics) (Q = {self.q:.3f}, p = {pv:.3g})."
             )
         else:
             verdict = f"No evidence of a shift between F and G (p = {pv:.3g} at alpha = {alpha})."
@@ -336,6 +341,10 @@ def shift_test(
             mmd_detail = f"RBF kernel, bandwidth {bandwidth:.3f} (median heuristic){mmd_detail}"
         observed, null = run_permutations(Z.shape[0], F.shape[0], statistics, permutations, rng, progress)
         p_of = {name: float(all_p(observed[name], null[name])[0]) for name in statistics}
+        z_of = {
+            name: float((observed[name] - null[name].mean()) / (null[name].std() or 1.0))
+            for name in ("outlying", "concentrated")
+        }
         fields.update(
             p_permutation=p_of["outlying"],
             p_concentrated=p_of["concentrated"],
@@ -344,6 +353,8 @@ def shift_test(
                 {k: null[k] for k in ("outlying", "concentrated")},
             ),
             p_any=min_p(observed, null),
+            z_outlying=z_of["outlying"],
+            z_concentrated=z_of["concentrated"],
         )
         found = []
         if "mmd" in checks:
