@@ -716,3 +716,46 @@ register(
         _run_report,
     )
 )
+
+
+def _prepare_outliers(store: Store, params: dict):
+    from .params import RULES
+
+    rules = RULES["outliers"]
+    name, model_id = params.get("corpus"), params.get("model_id")
+    if not model_id:
+        raise ParameterError("An outliers job needs model_id: the key of the vectors to rank.")
+    count = params.get("count")
+    out = {
+        "corpus": name,
+        "model_id": model_id,
+        "quantile": None if count is not None else rules["quantile"].check(params.get("quantile", 0.05)),
+        "count": None if count is None else rules["count"].check(count),
+        "k": rules["k"].check(params.get("k", rules["k"].default)),
+        "by": rules["by"].check(params.get("by", rules["by"].default)),
+    }
+    return out, _content_key("outliers", store.corpus_fingerprint(name), out)
+
+
+def _run_outliers(ctx: JobContext) -> None:
+    from .memory import shared_cache
+    from .outliers import find_outliers
+    from .results import to_bytes
+
+    p = ctx.params
+    ctx.progress("reading the vectors", 0.0)
+    X = shared_cache().vectors(ctx.store, p["corpus"], p["model_id"])
+    ctx.checkpoint("finding each text's nearest neighbours and depths", 0.1)
+    report = find_outliers(X, quantile=p["quantile"], count=p["count"], k=p["k"], by=p["by"])
+    ctx.store.put_result(ctx.job.key, "outliers", to_bytes(report))
+    ctx.say(f"{len(report.flagged):,} outliers flagged by {p['by']} depth")
+
+
+register(
+    JobKind(
+        "outliers",
+        _prepare_outliers,
+        lambda store, params: store.has_result(_prepare_outliers(store, params)[1]),
+        _run_outliers,
+    )
+)

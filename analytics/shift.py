@@ -217,33 +217,16 @@ class ShiftResult:
         return out
 
     def to_bytes(self) -> bytes:
-        """The result as bytes for the store's result cache: arrays in an ``.npz``, the rest
-        as JSON (no pickle, so a cached result can never run code when read)."""
-        import dataclasses
-        import io
-        import json
+        """The result as bytes for the store's result cache (no pickle: :mod:`analytics.results`)."""
+        from .results import to_bytes
 
-        arrays, scalars = {}, {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "checks":
-                value = [dataclasses.asdict(c) for c in value]
-            (arrays if isinstance(value, np.ndarray) else scalars)[f.name] = value
-        buf = io.BytesIO()
-        np.savez(buf, **arrays, _scalars=np.array(json.dumps(scalars)))
-        return buf.getvalue()
+        return to_bytes(self)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> ShiftResult:
-        import io
-        import json
+        from .results import from_bytes
 
-        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
-            fields = {k: z[k] for k in z.files if k != "_scalars"}
-            fields.update(json.loads(str(z["_scalars"])))
-        fields["checks"] = tuple(CrossCheck(**c) for c in fields.get("checks", ()))
-        fields["notes"] = tuple(fields.get("notes", ()))
-        return cls(**fields)
+        return from_bytes(cls, payload, nested={"checks": CrossCheck}, tuples=("notes",))
 
     def examples(self, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """What the shift looks like: indices of the ``k`` most representative F texts and of

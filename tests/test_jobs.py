@@ -396,3 +396,20 @@ def test_a_shift_job_warns_when_f_and_g_share_texts(ex):
     assert ex.wait(ex.submit("shift", request).id, timeout=120).state == "done"
     notes = ShiftResult.from_bytes(ex.result("shift", request)).notes
     assert any(n.startswith("F and G overlap: 150 of 150 G texts overlap F (150 identical") for n in notes)
+
+
+def test_an_outliers_job_ranks_as_find_outliers_does_and_caches_it(ex):
+    from analytics.outliers import OutlierReport, find_outliers
+    from analytics.results import from_bytes
+
+    request = {"corpus": "small", "model_id": "m", "count": 7, "k": 5, "by": "combined"}
+    job = ex.wait(ex.submit("outliers", request).id, timeout=120)
+    assert job.state == "done" and "7 outliers flagged by combined depth" in job.message
+    cached = from_bytes(OutlierReport, ex.result("outliers", request))
+    direct = find_outliers(ex.store.vectors("small", "m"), count=7, k=5, by="combined")
+    np.testing.assert_array_equal(cached.flagged, direct.flagged)
+    np.testing.assert_array_equal(cached.neighbours, direct.neighbours)
+    assert (cached.by, cached.k) == ("combined", 5)
+    assert ex.submit("outliers", request).id == job.id
+    with pytest.raises(ParameterError, match="by"):
+        ex.submit("outliers", {**request, "by": "vibes"})

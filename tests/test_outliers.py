@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, settle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -279,15 +279,16 @@ def test_local_depth_finds_out_of_scope_queries_that_global_depth_misses(clinc_s
 
 @pytest.mark.slow
 def test_outliers_page_ranks_as_the_link_says_and_keeps_the_choice_in_the_url(tiny_store, monkeypatch):  # noqa: F811
-    at = open_page(tiny_store, monkeypatch, "views/outliers.py")
+    at = settle(open_page(tiny_store, monkeypatch, "views/outliers.py"), tiny_store)  # a background job
     assert at.radio(key="outliers_by").value == "local"
     assert any("flagged by local depth" in m.value for m in at.markdown)
     assert at.expander[0].label.startswith("#1 · local depth ")
     at.radio(key="outliers_by").set_value("combined").run()
+    settle(at, tiny_store)
     assert at.query_params["by"] == "combined"
     assert at.expander[0].label.startswith("#1 · combined percentile ")
 
-    at = open_page(tiny_store, monkeypatch, "views/outliers.py", by="global")
+    at = settle(open_page(tiny_store, monkeypatch, "views/outliers.py", by="global"), tiny_store)
     assert at.radio(key="outliers_by").value == "global"
     assert at.expander[0].label.startswith("#1 · depth ")
     at = open_page(tiny_store, monkeypatch, "views/outliers.py", by="median")

@@ -437,7 +437,9 @@ def test_outliers_page_widgets_are_the_rules(tiny_store, monkeypatch):
     k = at.slider[1]
     assert (k.min, k.max, k.value) == (rules_["k"].low, rules_["k"].high, rules_["k"].default)
     assert rules_["k"].describe() in k.help
+    settle(at, tiny_store)  # the outliers are ranked by a background job
     assert len(at.expander) == 3  # 5% of 60
     at.radio[0].set_value("lowest count").run()
+    settle(at, tiny_store)
     count = at.number_input[0]
     assert (count.min, count.max, count.value) == (1, None, rules_["count"].default)

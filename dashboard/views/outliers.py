@@ -3,7 +3,7 @@
 import streamlit as st
 from common import (
     csv_bytes,
-    fingerprint,
+    job_result,
     model_id,
     number_input,
     pick_corpus,
@@ -11,13 +11,13 @@ from common import (
     rule_value,
     set_url,
     slider,
-    store,
     texts_and_metadata,
     vectors_or_stop,
 )
 
-from analytics.outliers import find_outliers
+from analytics.outliers import OutlierReport
 from analytics.params import RULES
+from analytics.results import from_bytes
 
 #: how the page names each ranking (analytics/outliers.py explains them)
 RANKINGS = {
@@ -28,11 +28,9 @@ RANKINGS = {
 SCORE_NAMES = {"local": "local depth", "global": "depth", "combined": "combined percentile"}
 
 
-@st.cache_data(show_spinner="Finding outliers…", max_entries=8)
-def outliers(path, name, model, fp, quantile, count, k, by):
-    from common import corpus_vectors
-
-    return find_outliers(corpus_vectors(path, name, model, fp), quantile=quantile, count=count, k=k, by=by)
+@st.cache_data(show_spinner=False, max_entries=8)
+def read_report(payload: bytes) -> OutlierReport:
+    return from_bytes(OutlierReport, payload)
 
 
 st.title("Outliers")
@@ -58,7 +56,10 @@ by = st.radio(
 )
 set_url(by=by)
 k = slider(rules["k"], label="Neighbours (local depth and evidence)")
-report = outliers(str(store().path), name, model_id(), fingerprint(name), quantile, count, k, by)
+# ranked by a background job (k nearest neighbours of every text: seconds to minutes), cached
+# in the store under its inputs: leave the page and come back, and it is still there
+request = {"corpus": name, "model_id": model_id(), "quantile": quantile, "count": count, "k": k, "by": by}
+report = read_report(job_result("outliers", request, f"Finding the outliers of {name}"))
 reviewed = st.session_state.setdefault("reviewed", {}).setdefault(name, set())
 st.write(
     f"{len(report.flagged):,} outliers flagged by {RANKINGS[by]}, most outlying first; "
