@@ -174,6 +174,7 @@ SLOW_MODULES = {
     "test_export",
     "test_inference",
     "test_jobs_browser",
+    "test_upload_names",
     "test_sample",
 }
 SLOW_FIXTURES = {"embedder", "embed_cached", "label_embeddings", "dash_store", "app", "server", "cli_store"}
