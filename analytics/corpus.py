@@ -629,6 +629,11 @@ def _choose_text_column(columns, rows, text_column, label, notes) -> str:
                 + "."
             )
         return text_column
+    if not columns:
+        raise CorpusError(
+            f"{label} has no columns (its records hold no fields); give each record a text field, "
+            'e.g. {"text": "..."}.'
+        )
     if len(columns) == 1:
         return columns[0]
     lower = {str(c).lower(): c for c in columns}
