@@ -1,7 +1,10 @@
-"""A file name sent by a browser is never trusted (issue 9, item 1): the real server, Chromium,
-and uploads to Retrieval → Evaluate whose multipart file names are forged to point outside any
-temporary folder (``../`` runs and an absolute path). The evaluation still runs on the uploaded
-bytes, the forged names are seen on the wire, and no file appears where they point."""
+"""Hostile uploads through the real server and Chromium (issue 9).
+
+A file name sent by a browser is never trusted: uploads to Retrieval → Evaluate whose multipart
+file names are forged to point outside any temporary folder (``../`` runs and an absolute path)
+are evaluated from their bytes, the forged names are seen on the wire, and no file appears where
+they point. Hostile files dropped on the Upload page are previewed or refused, never raise, and
+leave every table's checksum as it was."""
 
 from __future__ import annotations
 
@@ -70,3 +73,49 @@ def test_forged_upload_names_write_no_file(tmp_path, sample_rows, embed_cached, 
     assert b"evil-queries.csv" in wire and absolute.encode() in wire  # the forged names were sent
     assert list(outside.iterdir()) == []  # and nothing was written where they point
     assert not list(ROOT.glob("**/evil-q*")) and not list(tmp_path.glob("**/evil-q*"))
+
+
+def test_hostile_files_through_the_upload_page_change_no_table(tmp_path, browser):
+    """The hostile fixtures (and a few more) dropped on the Upload page of a real server: each is
+    previewed or refused with a message, none raises, and every table's checksum is as before."""
+    from conftest import HOSTILE
+
+    path = tmp_path / "upload.duckdb"
+    with Store(path) as s:
+        s.add_corpus("keep", make_corpus(["a text to keep", "another text to keep", "a third one"]))
+        before = s.digest()
+    files = [
+        (p.name, p.read_bytes())
+        for p in sorted(HOSTILE.iterdir())
+        if p.suffix in (".csv", ".jsonl", ".parquet")
+    ]
+    files += [
+        ("empty_objects.jsonl", b"{}\n{}"),
+        ("nul.csv", b"text\n\x00\x00\n"),
+        ("bom.tsv", b"\xef\xbb\xbftext\tl\n\t\n"),
+    ]
+    proc, url = start_server(path)
+    outcomes = {}
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        for name, data in files:  # a fresh page for each: nothing left over from the last file
+            page.goto(f"{url}/upload")
+            wait_for_app(page, 120_000)
+            page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(
+                files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}]
+            )
+            error, preview = page.get_by_test_id("stAlertContentError"), page.get_by_text("metadata columns:")
+            error.or_(preview).first.wait_for(timeout=120_000)  # the page has said something
+            wait_for_app(page, 120_000)
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            refused, previewed = error.count() > 0, preview.count() > 0
+            assert refused != previewed, name  # one or the other
+            outcomes[name] = "refused" if refused else "previewed"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    with Store(path, read_only=True) as s:
+        assert s.digest() == before  # nothing was saved, nothing damaged
+    assert (
+        outcomes["garbage.csv"] == outcomes["zero_bytes.csv"] == outcomes["empty_objects.jsonl"] == "refused"
+    )
