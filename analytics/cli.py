@@ -661,34 +661,25 @@ def cmd_jobs(args, store: None) -> None:
 
 
 def cmd_serve(args, store: None) -> None:
-    """Start the dashboard with its job executor, so jobs interrupted by a crash resume as the
-    server starts rather than when the first visitor arrives."""
+    """Start the dashboard with its job executor (``dashboard/serve.py``, run in place of this
+    process: the library itself never imports streamlit)."""
     import os
 
-    from streamlit.web import bootstrap
-
-    from .jobs import executor_for
-
     path = Path(getattr(args, "store", None) or default_store_path()).expanduser().resolve()
-    os.environ["EMBEX_STORE"] = str(path)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    executor_for(path).warm()  # opens the store (a clear error if it cannot), takes up its jobs
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    flags = {
-        "server.port": args.port,
-        "server.address": args.address,
-        "server.headless": True,
-        # the settings a hosted instance must have, whatever folder this starts from
-        "client.showErrorDetails": "none",
-        "browser.gatherUsageStats": False,
-        "runner.magicEnabled": False,
-    }
-    from streamlit import config as st_config
-
-    st_config._main_script_path = str(app)
-    bootstrap.load_config_options(flag_options=flags)
-    bootstrap.run(str(app), False, [], flags)
+    serve = Path(__file__).resolve().parent.parent / "dashboard" / "serve.py"
+    argv = [
+        sys.executable,
+        str(serve),
+        "--store",
+        str(path),
+        "--port",
+        str(args.port),
+        "--address",
+        args.address,
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
