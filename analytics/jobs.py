@@ -158,14 +158,15 @@ class JobContext:
 class JobKind:
     """What a kind of job computes. ``prepare(store, params)`` checks the parameters (raising
     an :class:`ExplorerError` that says what is wrong) and returns them normalised with the
-    content key; ``done(store, params)`` says whether the result is already there; ``run(ctx)``
+    content key; ``done(store, params)`` says whether the result is already there (None: it is
+    when the store's result cache holds the content key); ``run(ctx)``
     computes it, reporting progress and stopping when cancelled. ``resource``: jobs of the same
     resource "model" run one at a time (the model, the GPU). ``on_restart``: what happens to a
     job that was running when its process died ("resumed" keeps what was done)."""
 
     name: str
     prepare: Callable
-    done: Callable
+    done: Callable | None
     run: Callable
     resource: str = "cpu"
     on_restart: str = "restarted"
@@ -245,7 +246,7 @@ class Executor:
             active = self.store.job_rows(key=key, states=ACTIVE, limit=1)
             if active:
                 return self._with_live(Job.from_row(active[0]))
-            if spec.done(self.store, params):
+            if spec.done(self.store, params) if spec.done else self.store.has_result(key):
                 done = self.store.job_rows(key=key, states=("done",), limit=1)
                 if done:
                     return Job.from_row(done[0])
@@ -582,10 +583,6 @@ def _project_request(store: Store, params: dict):
     return projection_request(store, p.pop("corpus"), p.pop("model_id"), **p)
 
 
-def _project_done(store: Store, params: dict) -> bool:
-    return store.has_result(_project_request(store, params).key)
-
-
 def _run_project(ctx: JobContext) -> None:
     _ensure_projection(ctx, _project_request(ctx.store, ctx.params))
 
@@ -616,7 +613,7 @@ def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
     ctx.say(f"{proj.describe()} in {proj.seconds:,.1f} s")
 
 
-register(JobKind("project", _prepare_project, _project_done, _run_project, on_restart="restarted"))
+register(JobKind("project", _prepare_project, None, _run_project, on_restart="restarted"))
 
 
 def _content_key(kind: str, *parts) -> str:
@@ -672,14 +669,7 @@ def _run_shift(ctx: JobContext) -> None:
     ctx.say(result.summary().splitlines()[0])
 
 
-register(
-    JobKind(
-        "shift",
-        _prepare_shift,
-        lambda store, params: store.has_result(_prepare_shift(store, params)[1]),
-        _run_shift,
-    )
-)
+register(JobKind("shift", _prepare_shift, None, _run_shift))
 
 
 def _prepare_report(store: Store, params: dict):
@@ -708,14 +698,7 @@ def _run_report(ctx: JobContext) -> None:
     ctx.say(f"{len(report.html) / 1e6:,.1f} MB of HTML")
 
 
-register(
-    JobKind(
-        "report",
-        _prepare_report,
-        lambda store, params: store.has_result(_prepare_report(store, params)[1]),
-        _run_report,
-    )
-)
+register(JobKind("report", _prepare_report, None, _run_report))
 
 
 def _prepare_outliers(store: Store, params: dict):
@@ -751,11 +734,4 @@ def _run_outliers(ctx: JobContext) -> None:
     ctx.say(f"{len(report.flagged):,} outliers flagged by {p['by']} depth")
 
 
-register(
-    JobKind(
-        "outliers",
-        _prepare_outliers,
-        lambda store, params: store.has_result(_prepare_outliers(store, params)[1]),
-        _run_outliers,
-    )
-)
+register(JobKind("outliers", _prepare_outliers, None, _run_outliers))
