@@ -42,13 +42,30 @@ class DependencyError(ExplorerError, RuntimeError):
     for static images, Playwright for screenshots); the message says what to install."""
 
 
+class SettingsError(ExplorerError, ValueError):
+    """A settings file or value that cannot be used (unknown name, out of range, bad TOML)."""
+
+
+class SignInError(ExplorerError, PermissionError):
+    """A sign-in that failed (wrong name or password, a locked account), or a server that would
+    listen beyond this machine with no sign-in configured."""
+
+
+class AccessError(ExplorerError, PermissionError):
+    """The signed-in person's role in this workspace does not allow the action, or the
+    workspace is not one of theirs (then the message reveals nothing about it)."""
+
+
 __all__ = [
+    "AccessError",
     "CorpusError",
     "DependencyError",
     "EmbeddingError",
     "ExplorerError",
     "ModelError",
     "ParameterError",
+    "SettingsError",
+    "SignInError",
     "StoreError",
     "StoreLockedError",
 ]
