@@ -17,12 +17,15 @@ from .depth import (
 )
 from .embedding import Embedder, EmbedReport, embed_corpus, import_vectors
 from .errors import (
+    AccessError,
     CorpusError,
     DependencyError,
     EmbeddingError,
     ExplorerError,
     ModelError,
     ParameterError,
+    SettingsError,
+    SignInError,
     StoreError,
     StoreLockedError,
 )
@@ -32,6 +35,7 @@ from .store import Store
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessError",
     "Corpus",
     "CorpusError",
     "CorpusStream",
@@ -42,6 +46,8 @@ __all__ = [
     "ExplorerError",
     "ModelError",
     "ParameterError",
+    "SettingsError",
+    "SignInError",
     "Store",
     "StoreError",
     "StoreLockedError",

@@ -46,12 +46,12 @@ class SettingsError(ExplorerError, ValueError):
     """A settings file or value that cannot be used (unknown name, out of range, bad TOML)."""
 
 
-class SignInError(ExplorerError, PermissionError):
+class SignInError(ExplorerError, RuntimeError):
     """A sign-in that failed (wrong name or password, a locked account), or a server that would
     listen beyond this machine with no sign-in configured."""
 
 
-class AccessError(ExplorerError, PermissionError):
+class AccessError(ExplorerError, RuntimeError):
     """The signed-in person's role in this workspace does not allow the action, or the
     workspace is not one of theirs (then the message reveals nothing about it)."""
 
