@@ -70,6 +70,12 @@ class ParquetShards:
     def embedded_count(self, name, model_id):
         return 0
 
+    def corpus_fingerprint(self, name):  # the corpus never changes while embedding here
+        return "bench"
+
+    def prune_vectors(self, *, hashes, model_id):
+        return 0
+
     def put_vectors(self, model_id, hashes, vectors):
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -97,8 +103,8 @@ class ParquetShards:
         return np.stack([by_hash[hashlib.sha256(t.encode()).hexdigest()] for t in texts])
 
 
-def run_ours(embedder: Embedder, texts: list[str], tmp: Path, rep: int):
-    if HAVE_DUCKDB:
+def run_ours(embedder: Embedder, texts: list[str], tmp: Path, rep: int, sink: str = "auto"):
+    if sink == "duckdb" or (sink == "auto" and HAVE_DUCKDB):
         from analytics.corpus import Corpus
         from analytics.store import Store
 
@@ -135,6 +141,12 @@ def main() -> None:
         help="comma list; default: float32 + float16 on CUDA, float32 + bfloat16 on CPU",
     )
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument(
+        "--sink",
+        choices=["auto", "duckdb", "parquet"],
+        default="auto",
+        help="where vectors go: the DuckDB store, or Parquet shards (auto: DuckDB when installed)",
+    )
     ap.add_argument("--readback", type=int, default=0)
     ap.add_argument("--sweep", action="store_true", help="also try token budgets and worker counts")
     args = ap.parse_args()
@@ -153,13 +165,12 @@ def main() -> None:
         else ["float32", "bfloat16"]
     )
     name = torch.cuda.get_device_name() if cuda else "CPU"
+    duckdb_sink = args.sink == "duckdb" or (args.sink == "auto" and HAVE_DUCKDB)
     print(
         f"machine: {machine()}; device: {device} ({name}); torch {torch.__version__}; "
         f"threads {torch.get_num_threads()}; cpu native bf16: {cpu_has_bf16()}"
     )
-    print(
-        f"texts: {len(texts):,} distinct; store: {'DuckDB' if HAVE_DUCKDB else 'Parquet shards (no DuckDB here)'}\n"
-    )
+    print(f"texts: {len(texts):,} distinct; store: {'DuckDB' if duckdb_sink else 'Parquet shards'}\n")
 
     embedders = {
         p: Embedder(load_model(args.model, device=args.device), model_id="bench", precision=p)
@@ -185,7 +196,7 @@ def main() -> None:
             t, P = timed(plain)
             best["plain"] = min(best["plain"], t)
             for p, e in embedders.items():
-                t, report, V = run_ours(e, texts, Path(tmp), rep)
+                t, report, V = run_ours(e, texts, Path(tmp), rep, args.sink)
                 assert report.n_computed == len(texts), report
                 best[p] = min(best.get(p, float("inf")), t)
                 results[p] = V

@@ -23,13 +23,21 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
+    ap.add_argument(
+        "--device",
+        default="cuda",
+        help="cuda (the point of this script); cpu runs the same code paths here, so that CI "
+        "notices when they change under it",
+    )
+    ap.add_argument("--texts", type=int, default=3000)
     args = ap.parse_args()
     import torch
 
-    if not torch.cuda.is_available():
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 0
-    print("device:", torch.cuda.get_device_name())
+    print("device:", torch.cuda.get_device_name() if dev == "cuda" else dev)
     from analytics.depth import tte_depth
     from analytics.embedding import Embedder, load_model
     from analytics.projection import _pca
@@ -45,46 +53,47 @@ def main() -> int:
     import csv
 
     with open(ROOT / "sample_data" / "ag_news.csv", newline="", encoding="utf-8") as f:
-        texts = [r["text"] for r in csv.DictReader(f)][:3000]
+        texts = [r["text"] for r in csv.DictReader(f)][: args.texts]
     texts += ["", " ", "x" * 50_000, "emoji 🙂 and accents: café", "<script>alert(1)</script>"]
-    gpu = Embedder(args.model, device="cuda")
-    ref = load_model(args.model, device="cuda")
+    # on the CPU the automatic precision may be bfloat16, which is not what this checks
+    gpu = Embedder(args.model, device=dev, **({} if dev == "cuda" else {"precision": "float32"}))
+    ref = load_model(args.model, device=dev)
     V = gpu.encode(texts)
     R = ref.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True)
     cos = np.sum(V * R, axis=1)
     check(
-        f"embedding {gpu.precision} on CUDA vs float32 encode",
+        f"embedding {gpu.precision} on {dev} vs float32 encode",
         cos.min() >= 0.9999,
         f"min cosine {cos.min():.6f}, key {gpu.model_id}, truncated {gpu.last_truncated}",
     )
-    f32 = Embedder(args.model, device="cuda", precision="float32")
+    f32 = Embedder(args.model, device=dev, precision="float32")
     V32 = f32.encode(texts)
     check(
-        "embedding float32 on CUDA vs encode",
+        f"embedding float32 on {dev} vs encode",
         np.abs(V32 - R).max() < 1e-4,
         f"max |diff| {np.abs(V32 - R).max():.1e}",
     )
 
     X = R[:2000].astype(np.float32)
-    d_gpu = tte_depth(X, distance="chord", device="cuda")
+    d_gpu = tte_depth(X, distance="chord", device=dev)
     d_cpu = tte_depth(X, distance="chord", device="cpu")
     check(
-        "chord depth torch/CUDA vs numpy",
+        f"chord depth torch/{dev} vs numpy",
         np.abs(d_gpu - d_cpu).max() < 1e-6,
         f"max |diff| {np.abs(d_gpu - d_cpu).max():.1e}",
     )
-    idx_gpu, idx_cpu = ExactIndex(X, device="cuda"), ExactIndex(X, device="cpu")
+    idx_gpu, idx_cpu = ExactIndex(X, device=dev), ExactIndex(X, device="cpu")
     a, b = idx_gpu.search(X[:50], 10), idx_cpu.search(X[:50], 10)
     check(
-        "exact search CUDA vs numpy",
+        f"exact search {dev} vs numpy",
         np.abs(a.scores - b.scores).max() < 1e-5,
         f"ids equal {np.mean(a.ids == b.ids):.3f}, max |score diff| {np.abs(a.scores - b.scores).max():.1e}",
     )
-    fit = np.arange(len(X))
-    p_gpu, p_cpu = _pca(X, fit, "cuda"), _pca(X, fit, None)
+    fit, norms = np.arange(len(X)), np.linalg.norm(X, axis=1)
+    p_gpu, p_cpu = _pca(X, norms, fit, dev), _pca(X, norms, fit, None)
     sign = np.sign(np.sum(p_gpu * p_cpu, axis=0))
     check(
-        "PCA torch/CUDA vs numpy (up to sign)",
+        f"PCA torch/{dev} vs numpy (up to sign)",
         np.abs(p_gpu * sign - p_cpu).max() < 1e-3,
         f"max |diff| {np.abs(p_gpu * sign - p_cpu).max():.1e}",
     )
