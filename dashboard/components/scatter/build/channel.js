@@ -1,0 +1,3 @@
+// Embedding Explorer map component; source: dashboard/components/scatter/src
+
+var o="embex-scatter-request",c="embex-scatter-reply",i=new WeakMap;function g(a){let{data:n,parentElement:r,setTriggerValue:l}=a,e=i.get(r);e||(e={gen:0},e.listener=s=>{let t=s.detail||{};t.key===e.key&&e.setTriggerValue(t.kind,{row:t.row,seq:t.seq})},window.addEventListener(o,e.listener),i.set(r,e)),e.key=n?.key,e.setTriggerValue=l;let d=++e.gen;for(let s of n?.replies||[])window.dispatchEvent(new CustomEvent(c,{detail:{key:n.key,reply:s}}));return()=>{e.gen===d&&(window.removeEventListener(o,e.listener),i.delete(r))}}export{g as default};
