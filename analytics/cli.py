@@ -11,7 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from .corpus import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_TEXT_CHARS, load_vectors, stream_corpus
+from .corpus import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_VECTOR_CHUNK_ROWS,
+    open_vectors,
+    stream_corpus,
+)
 from .errors import ExplorerError, ParameterError
 from .params import RULES, Rule
 from .store import Store, default_store_path
@@ -392,6 +398,35 @@ def cmd_gc(args, store: Store) -> None:
     _emit(args, {"removed": removed}, [f"Removed {removed:,} cached vector(s) that no corpus uses."])
 
 
+def cmd_backup(args, store: None) -> None:
+    """A consistent copy of a store (or of every file of a team instance) while it is served:
+    copied here when nobody holds the file, else by the server that holds it (analytics.backup)."""
+    import os
+
+    from .backup import backup_instance, backup_store
+
+    instance, path = getattr(args, "instance", None), getattr(args, "store", None)
+    if instance is not None and path is not None:
+        raise ParameterError("Give --store FILE (one workspace) or --instance DIR (all of them), not both.")
+    if instance is None and path is None:  # as embex serve: $EMBEX_INSTANCE, else the one store
+        instance = os.environ.get("EMBEX_INSTANCE") or None
+    waits = {"wait_for_server": args.wait_for_server, "timeout": args.timeout}
+    if instance is None:
+        results, failures = [backup_store(path or default_store_path(), args.out, **waits)], []
+    else:
+        done = backup_instance(instance, args.out, **waits)
+        results, failures = done.results, done.failures
+    _emit(
+        args,
+        {"backups": [r.__dict__ for r in results], "failures": failures},
+        [r.line() for r in results] or ["(nothing to back up)"],
+    )
+    if failures:
+        from .errors import StoreError
+
+        raise StoreError(f"{len(failures)} file(s) were not backed up:\n  " + "\n  ".join(failures))
+
+
 def cmd_representatives(args, store: Store) -> None:
     from collections import Counter
 
@@ -457,15 +492,66 @@ def cmd_representatives(args, store: Store) -> None:
 
 
 def cmd_import_vectors(args, store: Store) -> None:
+    """Read the file a chunk at a time (a .npy memory-mapped, Parquet by batches: no size limit,
+    memory bounded by a chunk) and write it in one transaction, so a bad row deep in the file
+    leaves the store as it was; progress on stderr."""
     from .embedding import import_vectors
 
-    vectors, ids = load_vectors(args.file)
-    added = import_vectors(store, args.name, vectors, args.model_id, ids=ids)
+    vectors = open_vectors(args.file, vector_column=args.vector_column, id_column=args.id_column)
+    progress, done = _import_progress(args, vectors)
+    try:
+        added = import_vectors(
+            store, args.name, vectors, args.model_id, progress=progress, chunk_rows=args.chunk_rows
+        )
+    except KeyboardInterrupt:
+        print("embex: stopped; nothing was stored (the store is as it was).", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        done()
     _emit(
         args,
-        {"name": args.name, "model_id": args.model_id, "added": added},
-        [f"Imported {len(vectors):,} vectors for {args.name!r} as {args.model_id!r} ({added:,} new)."],
+        {"name": args.name, "model_id": args.model_id, "rows": vectors.n, "dim": vectors.dim, "added": added},
+        [
+            f"Imported {vectors.n:,} vectors ({vectors.dim}-d) for {args.name!r} as {args.model_id!r} "
+            f"({added:,} new)."
+        ],
     )
+
+
+def _import_progress(args, vectors):
+    """``(progress, done)`` for an import: a tqdm bar over the rows when stderr is a terminal,
+    else a plain line every 10 s (a quick import prints none); nothing with --json."""
+    import time
+
+    if args.json:
+        return None, lambda: None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=vectors.n,
+            unit=" vectors",
+            unit_scale=True,
+            desc=f"importing {vectors.source}",
+            file=sys.stderr,
+        )
+
+        def progress(rows: int, total: int) -> None:
+            bar.update(rows - bar.n)
+
+        return progress, bar.close
+    last = [time.monotonic()]
+
+    def progress(rows: int, total: int) -> None:
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            print(
+                f"embex: importing {vectors.source}: {rows:,} of {total:,} vectors",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return progress, lambda: None
 
 
 def cmd_report(args, store: Store) -> None:
@@ -665,13 +751,21 @@ def cmd_serve(args, store: None) -> None:
     process: the library itself never imports streamlit)."""
     import os
 
-    path = Path(getattr(args, "store", None) or default_store_path()).expanduser().resolve()
+    instance = getattr(args, "instance", None)
+    if instance is None and getattr(args, "store", None) is None and os.environ.get("EMBEX_INSTANCE"):
+        instance = Path(os.environ["EMBEX_INSTANCE"])
+    if instance is not None:
+        where = ["--instance", str(Path(instance).expanduser().resolve())]
+    else:
+        where = [
+            "--store",
+            str(Path(getattr(args, "store", None) or default_store_path()).expanduser().resolve()),
+        ]
     serve = Path(__file__).resolve().parent.parent / "dashboard" / "serve.py"
     argv = [
         sys.executable,
         str(serve),
-        "--store",
-        str(path),
+        *where,
         "--port",
         str(args.port),
         "--address",
@@ -680,6 +774,264 @@ def cmd_serve(args, store: None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+# -- a team instance: people, workspaces, roles, audit, settings (analytics.instance) ----------------
+
+#: who the accounts' change log names for changes made here
+_CLI_ACTOR = "cli"
+
+
+def _instance(args, *, create: bool = False):
+    """The instance of ``--instance DIR``, else ``$EMBEX_INSTANCE``, else a clear error."""
+    from .instance import Instance
+
+    root = getattr(args, "instance", None)
+    return Instance.from_env(create=create) if root is None else Instance(root, create=create)
+
+
+def _printable(text) -> str:
+    """Stored text shown in a terminal: control characters (escape sequences, newlines) as
+    escapes, so a name or an audit detail cannot move the cursor or fake a line."""
+    text = "" if text is None else str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _read_password(args, name: str) -> str:
+    """A password from standard input (its first line; ``--password-stdin``, or whenever stdin
+    is not a terminal), else typed twice at a prompt that does not echo. Never an argument:
+    arguments are visible to every user of the machine (ps) and kept in shell history."""
+    if getattr(args, "password_stdin", False) or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+        if not password:
+            raise ParameterError(
+                "No password on standard input (give it on the first line), or pass --no-password "
+                "for someone who signs in through the identity provider; nothing was changed."
+            )
+        return password
+    import getpass
+
+    try:
+        first = getpass.getpass(f"Password for {name}: ")
+        again = getpass.getpass("The same password again: ")
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr)
+        raise ParameterError("No password given; nothing was changed.") from None
+    if first != again:
+        raise ParameterError("The two passwords differ; nothing was changed.")
+    return first
+
+
+def _when(seconds) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+
+
+def cmd_user(args, store: None) -> None:
+    """Add, remove, change and list the people of an instance."""
+    from .accounts import user_name, workspace_name
+
+    action = args.user_action
+    instance = _instance(args, create=action == "add")
+    accounts = instance.accounts
+    if action == "list":
+        import time
+
+        now, users = time.time(), accounts.users()
+        roles = {u.name: accounts.memberships(u.name) for u in users}
+        data = [
+            {
+                **u.__dict__,
+                "locked": u.locked(now),
+                "workspaces": {m.workspace: m.role for m in roles[u.name]},
+            }
+            for u in users
+        ]
+        lines = [f"{'user':40} {'password':8}  {'state':24} workspaces"]
+        for u in users:
+            state = f"locked until {_when(u.locked_until)}" if u.locked(now) else "ok"
+            if state == "ok" and u.failures:
+                state = f"{u.failures} failed sign-in(s)"
+            where = ", ".join(f"{m.workspace} ({m.role})" for m in roles[u.name]) or "none"
+            lines.append(f"{u.name:40} {'yes' if u.has_password else 'no':8}  {state:24} {where}")
+        if not users:
+            lines = ["(no users yet: embex user add NAME)"]
+        _emit(args, {"instance": str(instance.root), "users": data}, lines)
+        return
+    name = user_name(args.name)
+    if action == "add":
+        if args.role is not None and args.workspace is None:
+            raise ParameterError("--role needs --workspace W: the workspace the role is in.")
+        workspace = None if args.workspace is None else workspace_name(args.workspace)
+        if workspace is not None and not accounts.has_workspace(workspace):  # before anything changes
+            raise ParameterError(
+                f"There is no workspace named {workspace!r}; create it first (embex workspace add "
+                f"{workspace}). Nothing was changed."
+            )
+        if accounts.user(name) is not None:  # before asking for a password
+            raise ParameterError(
+                f"A user named {name!r} already exists (embex user passwd changes a password)."
+            )
+        password = None if args.no_password else _read_password(args, name)
+        accounts.add_user(name, password, by=_CLI_ACTOR)
+        role = None
+        if workspace is not None:
+            role = args.role or "viewer"
+            accounts.set_role(name, workspace, role, by=_CLI_ACTOR, keep_admin=False)
+        how = "signs in through the identity provider" if password is None else "password set"
+        where = f", {role} in workspace {workspace!r}" if workspace else ""
+        _emit(
+            args,
+            {"user": name, "password": password is not None, "workspace": workspace, "role": role},
+            [f"Added user {name!r} ({how}{where})."],
+        )
+    elif action == "remove":
+        accounts.remove_user(name, by=_CLI_ACTOR, keep_admin=False)
+        _emit(args, {"removed": name}, [f"Removed user {name!r} and their roles."])
+    elif action == "passwd":
+        if accounts.user(name) is None:  # before asking for a password
+            raise ParameterError(f"There is no user named {name!r} (embex user list shows them).")
+        accounts.set_password(name, _read_password(args, name), by=_CLI_ACTOR)
+        _emit(args, {"user": name, "password": True}, [f"Set the password of {name!r} (and unlocked it)."])
+    elif action == "role":
+        role = None if args.role == "none" else args.role
+        before = accounts.set_role(name, args.workspace, role, by=_CLI_ACTOR, keep_admin=False)
+        workspace = workspace_name(args.workspace)
+        _emit(
+            args,
+            {"user": name, "workspace": workspace, "role": role, "before": before},
+            [
+                f"{name!r} in {workspace!r}: {before or 'no role'} -> {role or 'no role'}"
+                + ("" if role else " (no longer a member)")
+                + "."
+            ],
+        )
+    elif action == "unlock":
+        accounts.unlock(name, by=_CLI_ACTOR)
+        _emit(args, {"unlocked": name}, [f"Unlocked {name!r}; failed sign-ins forgotten."])
+
+
+def cmd_workspace(args, store: None) -> None:
+    """Create and list the workspaces of an instance (each its own store file)."""
+    action = args.workspace_action
+    instance = _instance(args, create=action == "add")
+    if action == "add":
+        path = instance.create_workspace(args.name, by=_CLI_ACTOR)
+        name = path.stem
+        _emit(
+            args,
+            {"workspace": name, "path": str(path)},
+            [
+                f"Created workspace {name!r} ({path}). Give people a role in it: embex user role NAME {name} ROLE."
+            ],
+        )
+        return
+    rows = [
+        {
+            "workspace": name,
+            "path": str(instance.workspace_path(name)),
+            "exists": instance.workspace_path(name).exists(),
+            "members": {m.user: m.role for m in instance.accounts.members(name)},
+        }
+        for name in instance.workspaces()
+    ]
+    lines = [f"{'workspace':40} {'members':>7}  file"]
+    lines += [
+        f"{r['workspace']:40} {len(r['members']):>7}  {r['path']}{'' if r['exists'] else '  (MISSING)'}"
+        for r in rows
+    ] or ["(no workspaces yet: embex workspace add NAME)"]
+    _emit(args, {"instance": str(instance.root), "workspaces": rows}, lines)
+
+
+def cmd_audit(args, store: None) -> None:
+    """A workspace's audit log (also while the dashboard holds its store: as last published
+    beside it), or without --workspace the instance's sign-ins and account changes."""
+    from .errors import StoreLockedError
+
+    instance = _instance(args)
+    if args.workspace is None:
+        entries = [
+            {
+                "time": e.time,
+                "user": e.user or "(not a user)",
+                "action": f"sign-in {e.outcome}",
+                "target": e.method,
+                "detail": "",
+            }
+            for e in instance.accounts.sign_ins(args.limit)
+        ] + [
+            {"time": c.time, "user": c.actor, "action": c.action, "target": c.target, "detail": c.detail}
+            for c in instance.accounts.changes(args.limit)
+        ]
+        entries = sorted(entries, key=lambda e: -e["time"])[: args.limit]
+        head = [f"Sign-ins and account changes of the instance {instance.root}, newest first:"]
+        data = {"instance": str(instance.root), "entries": entries}
+    else:
+        from . import audit
+        from .accounts import workspace_name
+
+        name = workspace_name(args.workspace)
+        if not instance.accounts.has_workspace(name):
+            raise ParameterError(f"There is no workspace named {name!r} (embex workspace list shows them).")
+        path = instance.workspace_path(name)
+        try:
+            with Store(path, read_only=True) as ws:
+                rows = audit.recent(ws, args.limit)
+            head = [f"Audit log of workspace {name!r}, newest first:"]
+            data = {"workspace": name}
+        except StoreLockedError:
+            published = audit.published(path)
+            if published is None:
+                raise
+            pid, written, rows = published
+            rows = rows[: args.limit]
+            head = [
+                f"The store of {name!r} is held by process {pid} (the dashboard); its audit log as "
+                f"published at {_when(written)}, newest first:"
+            ]
+            data = {"workspace": name, "pid": pid, "written": written}
+        entries = [{k: v for k, v in e.__dict__.items() if k != "id"} for e in rows]
+        data["entries"] = entries
+    lines = head + [
+        f"  {_when(e['time'])}  {_printable(e['user'])[:40]:20} {_printable(e['action'])[:30]:14} "
+        f"{_short(_printable(e['target']), 60)}"
+        + (f"  ({_short(_printable(e['detail']), 60)})" if e["detail"] else "")
+        for e in entries
+    ]
+    if not entries:
+        lines.append("  (nothing recorded yet)")
+    _emit(args, data, lines)
+
+
+def cmd_settings(args, store: None) -> None:
+    """The effective limits: of --file F, else of the instance (--instance or $EMBEX_INSTANCE),
+    else of $EMBEX_SETTINGS, else the defaults; --markdown prints the documentation table."""
+    import os
+
+    from .instance import ENV as INSTANCE_ENV
+    from .settings import SETTINGS, load_settings, settings_markdown
+
+    if args.markdown:
+        print(settings_markdown(), end="")
+        return
+    if args.file is not None:
+        settings = load_settings(args.file)
+    elif getattr(args, "instance", None) is not None or os.environ.get(INSTANCE_ENV):
+        settings = _instance(args).settings
+    else:
+        settings = load_settings()
+    source = settings.source or "defaults (no settings file)"
+    lines = [f"Settings from {source}:"]
+    for name, rule in SETTINGS.items():
+        value = getattr(settings, name)
+        mark = "" if value == rule.default else f"   (default {rule.default:,})"
+        lines.append(f"  {name:30} {value:>13,}{mark}")
+    _emit(args, {"source": settings.source, "settings": settings.as_dict()}, lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -867,6 +1219,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_gc)
 
     s = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="a consistent copy of a store, or of a team instance, while it is served",
+    )
+    s.add_argument(
+        "--instance",
+        type=Path,
+        metavar="DIR",
+        help="back up every workspace, the accounts and the settings (default: $EMBEX_INSTANCE, "
+        "else --store's one store)",
+    )
+    s.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for <name>-<UTC time> files"
+    )
+    s.add_argument(
+        "--wait-for-server",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="when a server holds the store: how long it has to take the request (default 15 s)",
+    )
+    s.add_argument(
+        "--timeout", type=float, default=3600.0, metavar="S", help="the longest wait for a copy (default 1 h)"
+    )
+    s.set_defaults(func=cmd_backup, needs_store=False)
+
+    s = sub.add_parser(
         "representatives", parents=[common], help="pick k representative texts, per label or overall"
     )
     s.add_argument("name")
@@ -895,14 +1274,97 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--address",
         default="localhost",
-        help="localhost (default): only this machine. There is no sign-in in this mode.",
+        help="localhost (default): only this machine. Any other address needs --instance with "
+        "sign-in configured (see docs/deploy.md); without it the server refuses to start.",
+    )
+    s.add_argument(
+        "--instance",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="serve a team instance: its workspaces, with sign-in (default: $EMBEX_INSTANCE, "
+        "else --store's single store)",
     )
     s.set_defaults(func=cmd_serve, needs_store=False)
 
+    # a team instance: --instance DIR (or $EMBEX_INSTANCE) instead of --store
+    from .access import ROLES
+
+    team = argparse.ArgumentParser(add_help=False)
+    team.add_argument(
+        "--instance",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the instance directory (default: $EMBEX_INSTANCE)",
+    )
+    team.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    team_common = [team]  # no --store: an instance's stores are its workspaces
+    user = sub.add_parser("user", parents=team_common, help="people of a team instance and their roles")
+    users = user.add_subparsers(dest="user_action", required=True)
+    s = users.add_parser("add", parents=team_common, help="add a person (password from a prompt or stdin)")
+    s.add_argument("name", metavar="NAME", help="user name or e-mail address (case does not matter)")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    how.add_argument(
+        "--no-password", action="store_true", help="no password: signs in through the identity provider only"
+    )
+    s.add_argument("--workspace", metavar="W", help="also give them a role in workspace W")
+    s.add_argument("--role", choices=ROLES, help="their role in --workspace (default viewer)")
+    s = users.add_parser("remove", parents=team_common, help="remove a person and their roles")
+    s.add_argument("name", metavar="NAME")
+    s = users.add_parser("passwd", parents=team_common, help="set a password (and unlock the account)")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--password-stdin", action="store_true", help="read it from the first line of stdin")
+    s = users.add_parser("role", parents=team_common, help="set a person's role in a workspace")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("workspace", metavar="WORKSPACE")
+    s.add_argument("role", choices=[*ROLES, "none"], help="none: take them out of the workspace")
+    s = users.add_parser("unlock", parents=team_common, help="end a lock-out after failed sign-ins")
+    s.add_argument("name", metavar="NAME")
+    users.add_parser("list", parents=team_common, help="people, their workspaces and roles")
+    user.set_defaults(func=cmd_user, needs_store=False)
+
+    ws = sub.add_parser("workspace", parents=team_common, help="workspaces of a team instance")
+    workspaces = ws.add_subparsers(dest="workspace_action", required=True)
+    s = workspaces.add_parser("add", parents=team_common, help="create a workspace (its own store file)")
+    s.add_argument("name", metavar="NAME", help="1-40 of a-z, 0-9 and -")
+    workspaces.add_parser("list", parents=team_common, help="workspaces, their members and files")
+    ws.set_defaults(func=cmd_workspace, needs_store=False)
+
+    s = sub.add_parser(
+        "audit", parents=team_common, help="a workspace's audit log, or the instance's sign-ins and changes"
+    )
+    s.add_argument("--workspace", metavar="W", help="the workspace (default: the instance's own log)")
+    _rule_option(s, Rule("limit", "int", 50, low=1, high=10_000, help="newest entries shown"))
+    s.set_defaults(func=cmd_audit, needs_store=False)
+
+    s = sub.add_parser("settings", parents=team_common, help="the limits in effect (settings.toml)")
+    s.add_argument("--file", type=Path, metavar="F", help="check and show this settings file")
+    s.add_argument("--markdown", action="store_true", help="print every setting as a Markdown table")
+    s.set_defaults(func=cmd_settings, needs_store=False)
+
     s = sub.add_parser("import-vectors", parents=[common], help="cache precomputed vectors")
     s.add_argument("name")
-    s.add_argument("file", help=".npy, .npz (vectors, ids) or .parquet with a list column")
+    s.add_argument(
+        "file",
+        help=".npy (n_texts, dim) array, .npz (vectors, ids) or .parquet with a list column; any size: "
+        "it is read a chunk at a time",
+    )
     s.add_argument("--model-id", required=True, help="a name for the model that made them")
+    s.add_argument(
+        "--vector-column", help="Parquet: the list column holding the vectors (default: the only one)"
+    )
+    s.add_argument("--id-column", help="Parquet: the column of document positions (default: 'id' if present)")
+    s.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help=f"vectors read and written at a time (default {DEFAULT_VECTOR_CHUNK_ROWS:,}, fewer for vectors "
+        "over 384-d: at most 96 MiB); bounds memory",
+    )
     s.set_defaults(func=cmd_import_vectors)
     return p
 

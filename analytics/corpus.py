@@ -17,7 +17,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -897,7 +898,308 @@ def stream_corpus(
     )
 
 
+# --- columnar: a file read once, kept on disk as Arrow -----------------------------------------
+
+#: the rows of a columnar corpus kept in memory for a preview
+_HEAD_ROWS = 50
+
+
+@dataclass(frozen=True)
+class ColumnarCorpus:
+    """A corpus file read once into an Arrow IPC file on disk (``path``): a ``text`` column and a
+    ``metadata`` column holding each row's metadata as the JSON the store keeps, one record batch
+    per chunk read. Only this description and the first rows stay in memory, so a large upload
+    costs its text once, on disk, not as Python strings and dicts; the batches are read back one
+    at a time (iterate it, or pass it to ``Store.add_corpus_stream``).
+
+    Metadata is one JSON column, not one Arrow column per key: the store keeps a row's metadata
+    as JSON, and JSONL rows may lack keys or hold lists and objects, which typed columns would
+    change."""
+
+    path: Path
+    source: str
+    text_column: str
+    columns: list[str]
+    """Metadata columns: the keys of the first 1,000 metadata rows, as ``Corpus.columns``."""
+    n_docs: int
+    n_rows: int
+    """Rows read, empty ones included."""
+    n_skipped: int
+    skipped_rows: list[int] = field(repr=False)
+    """The first 1,000 row numbers skipped for an empty text."""
+    notes: list[str]
+    chars: int
+    """Characters of the texts and of the metadata values that are strings (the data kept)."""
+    head: list[tuple[str, dict]] = field(repr=False)
+    """The first rows, ``(text, metadata)``, the metadata as stored (JSON types)."""
+
+    def __len__(self) -> int:
+        return self.n_docs
+
+    def __iter__(self) -> Iterator:
+        """The record batches, read from disk one at a time (not memory-mapped: a batch's memory
+        is freed once the next is read)."""
+        import pyarrow as pa
+
+        with pa.OSFile(str(self.path), "rb") as f:
+            reader = pa.ipc.open_file(f)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
+
+    def to_corpus(self) -> Corpus:
+        """The whole corpus in memory as a :class:`Corpus` (small corpora and tests)."""
+        texts: list[str] = []
+        metadata: list[dict] = []
+        for batch in self:
+            texts += batch.column("text").to_pylist()
+            metadata += [json.loads(m) for m in batch.column("metadata").to_pylist()]
+        return Corpus(
+            texts, metadata, self.text_column, self.source, list(self.skipped_rows), list(self.notes)
+        )
+
+
+def read_columnar(
+    path,
+    out,
+    text_column: str | None = None,
+    *,
+    format: str | None = None,
+    name: str | None = None,
+    encoding: str = "utf-8",
+    empty: str = "skip",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+    max_decompressed_bytes: int | None = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    progress=None,
+) -> ColumnarCorpus:
+    """Read the corpus file ``path`` once, as :func:`stream_corpus` does (same parsers, inference,
+    checks and messages, a chunk of rows in memory at a time), into an Arrow IPC file at ``out``;
+    return its :class:`ColumnarCorpus`. The limits default to :func:`load_corpus`'s (an upload's)
+    and are checked while reading. ``out`` appears only once the whole file was read: a
+    refused file (:class:`CorpusError`) leaves nothing behind. ``progress(bytes_read, total_bytes)``
+    is called after each chunk.
+
+    The stored corpus is the one :func:`load_corpus` or ``embex ingest`` gives for the same file:
+    the same texts, metadata (the JSON ``Store.add_corpus`` writes), order, skips and notes.
+    """
+    import pyarrow as pa
+
+    stream = stream_corpus(
+        path,
+        text_column,
+        format=format,
+        name=name,
+        encoding=encoding,
+        chunk_rows=chunk_rows,
+        empty=empty,
+        max_bytes=max_bytes,
+        max_rows=max_rows,
+        max_text_chars=max_text_chars,
+        max_decompressed_bytes=max_decompressed_bytes,
+    )
+    out = Path(out)
+    part = out.with_name(out.name + ".part")
+    schema = pa.schema([("text", pa.large_string()), ("metadata", pa.large_string())])
+    head: list[tuple[str, dict]] = []
+    keys: dict[str, None] = {}
+    n_meta = chars = 0
+    try:
+        with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for chunk in stream:
+                texts, metadata = chunk.texts, chunk.metadata
+                bytes_read = chunk.bytes_read
+                del chunk  # else it keeps this chunk alive while the stream reads the next
+                for m in metadata[: 1000 - n_meta]:
+                    keys.update(dict.fromkeys(m))
+                n_meta = min(1000, n_meta + len(metadata))
+                chars += sum(map(len, texts)) + sum(
+                    len(v) for m in metadata for v in m.values() if type(v) is str
+                )
+                encoded = [json.dumps(m, ensure_ascii=False, default=str) for m in metadata]
+                del metadata
+                head += [(t, json.loads(m)) for t, m in zip(texts[: _HEAD_ROWS - len(head)], encoded)]
+                batch = pa.record_batch(
+                    [pa.array(texts, pa.large_string()), pa.array(encoded, pa.large_string())], schema=schema
+                )
+                del texts, encoded  # one chunk of Python objects at a time
+                writer.write_batch(batch)
+                del batch
+                if progress is not None:
+                    progress(bytes_read, stream.total_bytes)
+        part.replace(out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return ColumnarCorpus(
+        path=out,
+        source=stream.source,
+        text_column=stream.text_column,
+        columns=list(keys),
+        n_docs=stream.n_docs,
+        n_rows=stream.n_rows,
+        n_skipped=stream.n_skipped,
+        skipped_rows=list(stream.skipped_rows),
+        notes=list(stream.notes),
+        chars=chars,
+        head=head,
+    )
+
+
 # --- precomputed vectors -----------------------------------------------------------------------
+
+#: rows of vectors read, checked and written at a time (65,536 x 384 float32 is 96 MiB), fewer
+#: for longer vectors: a chunk holds at most DEFAULT_VECTOR_CHUNK_BYTES of float32
+DEFAULT_VECTOR_CHUNK_ROWS = 65_536
+DEFAULT_VECTOR_CHUNK_BYTES = 96 * 2**20
+#: the largest vector dimension the store takes (the store's ``_MAX_DIM``; a test keeps them equal)
+MAX_VECTOR_DIM = 65_536
+#: Parquet vectors are decoded this many rows at a time whatever the chunk size: Arrow's allocator
+#: keeps what a batch used, so small batches keep the reader small (measured at 1M x 384: peak
+#: RSS 0.21 GB with 8,192-row batches, 0.78 GB with 65,536)
+_PARQUET_BATCH_ROWS = 8_192
+#: how many bad row numbers an error lists
+_LISTED_ROWS = 5
+_VECTOR_FORMATS = {"npy": "npy", "npz": "npz", "parquet": "parquet", "pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class VectorFile:
+    """Precomputed vectors whose shape (and ids) are known and checked, and whose values are read
+    a chunk of rows at a time, so a file of any size is imported in bounded memory.
+
+    :func:`open_vectors` makes one from a file: a ``.npy`` is memory-mapped (never read whole,
+    never unpickled), Parquet is decoded a few thousand rows at a time, and ``.npz`` arrays are
+    loaded (NumPy cannot map the members of a zip). :meth:`from_array` wraps an array in memory.
+    The values are checked by :meth:`chunks` as it reads them.
+    """
+
+    source: str
+    n: int
+    dim: int
+    #: per row, the document position it belongs to (as the file gave them), or None
+    ids: list | None = field(default=None, repr=False)
+    #: ``batches(rows)``: the raw rows (any real dtype) in order, about ``rows`` at a time
+    batches: Callable[[int], Iterator[np.ndarray]] = field(default=None, repr=False, compare=False)
+    #: ``mapped()``: the whole file as a read-only float32 array without a copy, where it is one
+    mapped: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_array(cls, vectors, source: str = "vectors", ids=None) -> VectorFile:
+        """An (n, d) array (or nested lists) of real numbers, read in chunks (no copy here)."""
+        try:
+            arr = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+        except (TypeError, ValueError):  # ragged nested lists
+            arr = np.empty(0, dtype=object)
+        if arr.dtype.kind == "O":
+            raise CorpusError(
+                f"{source}: rows have different lengths or are not numbers; "
+                "every vector must have the same dimension."
+            )
+        _check_dtype(arr.dtype, source)
+        n, dim = _check_shape(arr.shape, source)
+
+        def batches(rows: int) -> Iterator[np.ndarray]:
+            for start in range(0, n, rows):
+                yield arr[start : start + rows]
+
+        return cls(source, n, dim, ids, batches)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.dim)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def chunks(self, rows: int | None = None) -> Iterator[np.ndarray]:
+        """The vectors in order as float32 ``(m, dim)`` arrays of about ``rows`` rows (default:
+        :data:`DEFAULT_VECTOR_CHUNK_ROWS`, fewer for vectors longer than 384), each
+        checked before it is given: NaN or inf, values beyond float32's range and all-zero rows
+        raise :class:`CorpusError` naming the rows (the rest of the file is read to count them
+        all). An array may be a read-only view of the file, or a buffer that the next chunk
+        reuses: copy one to change or keep it."""
+        if rows is None:
+            rows = max(1, min(DEFAULT_VECTOR_CHUNK_ROWS, DEFAULT_VECTOR_CHUNK_BYTES // (4 * self.dim)))
+        if not isinstance(rows, (int, np.integer)) or isinstance(rows, bool) or rows < 1:
+            raise ParameterError(f"rows must be a positive integer, not {rows!r}.")
+        batches = self.batches(int(rows))
+        start = 0
+        for raw in batches:
+            chunk, problem = _float32_rows(raw)
+            if problem is not None:
+                raise _bad_rows_error(self.source, problem, start, len(raw), batches)
+            yield chunk
+            start += len(chunk)
+        if start != self.n:
+            raise CorpusError(
+                f"{self.source}: expected {self.n:,} vectors but read {start:,}; the file changed "
+                "while it was read, or is damaged."
+            )
+
+    def read(self) -> np.ndarray:
+        """Every vector as one float32 ``(n, dim)`` array, checked. A float32 ``.npy`` comes back
+        memory-mapped, read-only (as ``np.load(mmap_mode="r")``: no copy in memory; copy it before
+        overwriting the file); anything else is converted a chunk at a time into one array."""
+        whole = self.mapped() if self.mapped is not None else None
+        if whole is not None:
+            for _ in self.chunks():  # every row checked; the mapping keeps no page resident
+                pass
+            return whole
+        out = np.empty((self.n, self.dim), dtype=np.float32)
+        at = 0
+        for chunk in self.chunks():
+            out[at : at + len(chunk)] = chunk
+            at += len(chunk)
+        return out
+
+
+def open_vectors(
+    source,
+    *,
+    format: str | None = None,
+    vector_column: str | None = None,
+    id_column: str | None = None,
+    max_bytes: int | None = None,
+) -> VectorFile:
+    """Open a file of precomputed vectors without reading its values: ``.npy`` (an (n, d) array
+    of real numbers, in document order; memory-mapped), ``.npz`` (arrays ``vectors`` (or
+    ``embeddings``) and optionally ``ids``) or Parquet (a list column of numbers, one vector a
+    row, and optionally an id column, ``id`` unless ``id_column`` names another).
+
+    The shape, dtype and ids are checked here; the values as the returned :class:`VectorFile`
+    is read. There is no size limit unless ``max_bytes`` sets one: the file is read a chunk at a
+    time. Pickled (object) arrays are refused, never loaded.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise CorpusError(f"No such file: {path}.")
+    label = path.name
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise CorpusError(
+            f"{label} is {size / 2**20:,.1f} MiB, over the {max_bytes / 2**20:,.1f} MiB limit "
+            "(max_bytes=). Vector files are read a chunk at a time, so no limit is needed for memory."
+        )
+    fmt = _VECTOR_FORMATS.get((format or path.suffix.lstrip(".")).lower())
+    if fmt is None:
+        raise CorpusError(f"Vectors must be .npy, .npz or .parquet, not {path.suffix or 'no extension'}.")
+    try:
+        if fmt == "npy":
+            return _npy_vectors(path, label)
+        if fmt == "npz":
+            with np.load(path, allow_pickle=False) as z:
+                key = "vectors" if "vectors" in z else ("embeddings" if "embeddings" in z else None)
+                if key is None:
+                    raise CorpusError(f"{label} has arrays {list(z)}; name the vectors 'vectors'.")
+                ids = z["ids"].tolist() if "ids" in z else None
+                return VectorFile.from_array(z[key], label, ids)
+        return _parquet_vectors(path, label, vector_column, id_column)
+    except CorpusError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorpusError(f"{label} could not be read as vectors ({exc}).") from None
 
 
 def load_vectors(
@@ -906,95 +1208,292 @@ def load_vectors(
     format: str | None = None,
     vector_column: str | None = None,
     id_column: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
 ):
-    """Read precomputed vectors: ``.npy`` (an (n, d) array, in document order), ``.npz`` (arrays
-    ``vectors`` and optionally ``ids``) or Parquet (a list column of floats, optionally an id
-    column). Returns ``(vectors float32 (n, d), ids or None)``; shape and values are checked.
+    """Read precomputed vectors (the formats of :func:`open_vectors`): ``(vectors float32 (n, d),
+    ids or None)``, shape and every value checked. A float32 ``.npy`` is returned memory-mapped
+    and read-only (no copy; see :meth:`VectorFile.read`). To import a big file, pass
+    ``open_vectors(path)`` to :func:`~analytics.embedding.import_vectors` instead: it is read
+    one chunk at a time.
     """
-    path = Path(source)
-    if not path.is_file():
-        raise CorpusError(f"No such file: {path}.")
-    _check_size(path.stat().st_size, max_bytes, path.name)
-    fmt = format or path.suffix.lower().lstrip(".")
-    ids = None
-    try:
-        if fmt == "npy":
-            vectors = np.load(path, allow_pickle=False)
-        elif fmt == "npz":
-            with np.load(path, allow_pickle=False) as z:
-                key = "vectors" if "vectors" in z else ("embeddings" if "embeddings" in z else None)
-                if key is None:
-                    raise CorpusError(f"{path.name} has arrays {list(z)}; name the vectors 'vectors'.")
-                vectors = z[key]
-                ids = z["ids"].tolist() if "ids" in z else None
-        elif fmt in ("parquet", "pq"):
-            vectors, ids = _vectors_from_parquet(path, vector_column, id_column)
-        else:
-            raise CorpusError(f"Vectors must be .npy, .npz or .parquet, not {path.suffix or 'no extension'}.")
-    except ValueError as exc:
-        if isinstance(exc, CorpusError):
-            raise
-        raise CorpusError(f"{path.name} could not be read as vectors ({exc}).") from None
-    return check_vectors(vectors, path.name), ids
-
-
-def _vectors_from_parquet(path, vector_column, id_column):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise CorpusError(f"{path.name} could not be read as Parquet ({exc}).") from None
-    lists = [
-        f.name
-        for f in table.schema
-        if pa.types.is_list(f.type) or pa.types.is_large_list(f.type) or pa.types.is_fixed_size_list(f.type)
-    ]
-    col = vector_column or (lists[0] if len(lists) == 1 else None)
-    if col is None or col not in table.column_names:
-        raise CorpusError(f"{path.name}: name the vector column (list columns found: {lists or 'none'}).")
-    values = table.column(col).to_pylist()
-    lengths = {len(v) if v is not None else 0 for v in values}
-    if len(lengths) != 1 or 0 in lengths:
-        raise CorpusError(
-            f"{path.name}: the vectors in {col!r} have different lengths ({sorted(lengths)[:5]}) "
-            "or are missing; every row needs a vector of the same dimension."
-        )
-    ids = None
-    if id_column or "id" in table.column_names:
-        ids = table.column(id_column or "id").to_pylist()
-    return np.asarray(values, dtype=np.float64), ids
+    vf = open_vectors(
+        source, format=format, vector_column=vector_column, id_column=id_column, max_bytes=max_bytes
+    )
+    return vf.read(), vf.ids
 
 
 def check_vectors(vectors, label: str = "vectors", *, dim: int | None = None) -> np.ndarray:
-    """Vectors as float32 (n, d), or :class:`CorpusError` saying what is wrong with them."""
-    if np.iscomplexobj(vectors):  # casting would drop the imaginary part without a word
+    """Vectors as a new float32 (n, d) array, or :class:`CorpusError` saying what is wrong with
+    them (and ``dim``: that they do not have this dimension)."""
+    vf = VectorFile.from_array(vectors, label)
+    check_dimension(vf, dim)
+    return vf.read()
+
+
+def check_dimension(vectors: VectorFile, dim: int | None) -> None:
+    """:class:`CorpusError` unless the vectors have dimension ``dim`` (None: any)."""
+    if dim is not None and vectors.dim != dim:
         raise CorpusError(
-            f"{label}: the vectors are complex numbers; embeddings are real. Convert them "
-            "(e.g. take the real part, or stack real and imaginary parts) before importing."
+            f"{vectors.source}: vectors have dimension {vectors.dim}, but this model's are {dim}."
         )
-    try:
-        arr = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError):
+
+
+def _complex_error(label: str) -> CorpusError:
+    return CorpusError(
+        f"{label}: the vectors are complex numbers; embeddings are real. Convert them "
+        "(e.g. take the real part, or stack real and imaginary parts) before importing."
+    )
+
+
+def _check_dtype(dtype: np.dtype, label: str) -> None:
+    """Real numbers (floats, ints) pass; anything else is refused by what it is."""
+    kind = dtype.kind
+    if kind == "c":
+        raise _complex_error(label)
+    if kind == "O":
         raise CorpusError(
-            f"{label}: rows have different lengths or are not numbers; "
-            "every vector must have the same dimension."
-        ) from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise CorpusError(f"{label}: expected a 2-D array (n_texts, dim), got shape {arr.shape}.")
-    if dim is not None and arr.shape[1] != dim:
-        raise CorpusError(f"{label}: vectors have dimension {arr.shape[1]}, but this model's are {dim}.")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise CorpusError(
-            f"{label}: {rows.size} vector(s) contain NaN or inf (rows {rows[:5].tolist()}); "
-            "fix or drop them before importing."
+            f"{label} could not be read as vectors: it holds Python objects (a pickled array), "
+            "which are never loaded. Save a numeric array: np.save(path, np.asarray(X, dtype=np.float32))."
         )
-    zero = ~arr.any(axis=1)
+    if kind in "US":
+        raise CorpusError(f"{label}: the vectors are text ({dtype}), not numbers; save them as floats.")
+    if dtype.names is not None:
+        raise CorpusError(
+            f"{label}: a structured array (fields {list(dtype.names)[:5]}) is not an (n_texts, dim) array "
+            "of numbers; save the vectors alone."
+        )
+    if kind not in "fiu":
+        raise CorpusError(f"{label}: the vectors are {dtype} values, not numbers (floats or integers).")
+
+
+def _check_shape(shape: tuple, label: str) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise CorpusError(f"{label}: expected a 2-D array (n_texts, dim), got shape {tuple(shape)}.")
+    n, dim = int(shape[0]), int(shape[1])
+    if n == 0:
+        raise CorpusError(f"{label}: holds no vectors (shape {tuple(shape)}); give one row per text.")
+    if dim == 0:
+        raise CorpusError(f"{label}: the vectors are empty (shape {tuple(shape)}); each needs its numbers.")
+    if dim > MAX_VECTOR_DIM:
+        raise CorpusError(
+            f"{label}: vectors of dimension {dim:,} are longer than the store takes "
+            f"({MAX_VECTOR_DIM:,}); is the array transposed? It should be (n_texts, dim)."
+        )
+    return n, dim
+
+
+def _float32_rows(raw: np.ndarray) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
+    """``(rows as float32, None)``, or ``(_, (problem, bad row indices))`` for the first kind of
+    bad row found: "nonfinite", "overflow" (finite, but not as float32) or "zero"."""
+    if raw.dtype.kind == "f":
+        # a row holding NaN or inf has a sum that is not finite (so does a row of huge finite
+        # values, whose elements are then looked at): one pass, no (m, dim) temporary
+        with np.errstate(over="ignore", invalid="ignore"):
+            suspect = np.flatnonzero(~np.isfinite(np.add.reduce(raw, axis=1)))
+        if suspect.size:
+            bad = suspect[~np.isfinite(raw[suspect]).all(axis=1)]
+            if bad.size:
+                return raw, ("nonfinite", bad)
+    if raw.dtype == np.float32:
+        rows = np.ascontiguousarray(raw)
+    elif raw.dtype.kind in "iu":  # through float64, as earlier versions did: the same float32s
+        rows = np.ascontiguousarray(raw, dtype=np.float64).astype(np.float32)
+    else:
+        with np.errstate(over="ignore"):
+            rows = np.ascontiguousarray(raw, dtype=np.float32)
+        if raw.dtype.itemsize > 4:
+            bad = ~np.isfinite(rows).all(axis=1)
+            if bad.any():
+                return rows, ("overflow", np.flatnonzero(bad))
+    zero = ~rows.any(axis=1)
     if zero.any():
-        rows = np.flatnonzero(zero)
-        raise CorpusError(f"{label}: {rows.size} vector(s) are all zeros (rows {rows[:5].tolist()}).")
-    return arr.astype(np.float32)
+        return rows, ("zero", np.flatnonzero(zero))
+    return rows, None
+
+
+def _bad_rows_error(label: str, problem: tuple[str, np.ndarray], start: int, size: int, rest) -> CorpusError:
+    """The error for the bad rows of the ``size`` rows from row ``start``, counting the same
+    problem in the batches still to come (so the message gives their number over the file)."""
+    kind, rows = problem
+    listed = (rows[:_LISTED_ROWS] + start).tolist()
+    count, at = len(rows), start + size
+    for raw in rest:
+        _, found = _float32_rows(raw)
+        if found is not None and found[0] == kind:
+            count += len(found[1])
+            listed += (found[1][: _LISTED_ROWS - len(listed)] + at).tolist()
+        at += len(raw)
+    if kind == "nonfinite":
+        return CorpusError(
+            f"{label}: {count:,} vector(s) contain NaN or inf (rows {listed}); fix or drop them before importing."
+        )
+    if kind == "overflow":
+        return CorpusError(
+            f"{label}: {count:,} vector(s) hold values too large for float32, which the store keeps "
+            f"(rows {listed}); scale them down (vectors are normalised to unit length anyway)."
+        )
+    return CorpusError(
+        f"{label}: {count:,} vector(s) are all zeros (rows {listed}); a zero vector has no direction "
+        "to compare. Drop those rows, or embed their texts."
+    )
+
+
+def _npy_vectors(path: Path, label: str) -> VectorFile:
+    """A ``.npy`` file: its header read and checked, its data memory-mapped when read."""
+    import mmap
+
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:  # 3.0 is written only for structured arrays with non-latin-1 field names
+            raise CorpusError(
+                f"{label} is a .npy of format version {version[0]}.{version[1]} (arrays with named "
+                "fields); save the vectors as a plain (n_texts, dim) array of numbers."
+            )
+        offset = f.tell()
+    _check_dtype(dtype, label)
+    n, dim = _check_shape(shape, label)
+    need = n * dim * dtype.itemsize
+    have = path.stat().st_size - offset
+    if have < need:
+        raise CorpusError(
+            f"{label} is cut short: its header promises {n:,} x {dim:,} {dtype} values "
+            f"({need:,} bytes) but it holds {have:,}. Copy or save the file again."
+        )
+    order = "F" if fortran else "C"
+
+    def mapped_array() -> np.ndarray:
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        # the array keeps the mapping alive, and the mapping is closed when the last view goes
+        return mm, np.ndarray((n, dim), dtype=dtype, buffer=mm, offset=offset, order=order)
+
+    def batches(rows: int) -> Iterator[np.ndarray]:
+        mm, arr = mapped_array()
+        release = getattr(mmap, "MADV_DONTNEED", None)
+        for start in range(0, n, rows):
+            yield arr[start : start + rows]
+            if release is not None:
+                # drop the pages read so far from this process (the OS keeps them cached):
+                # else the whole file would count in its resident memory once read
+                mm.madvise(release)
+
+    def mapped() -> np.ndarray | None:
+        if dtype != np.float32 or fortran:
+            return None
+        return mapped_array()[1]
+
+    return VectorFile(label, n, dim, None, batches, mapped)
+
+
+def _is_list(typ) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)
+
+
+def _parquet_vectors(path: Path, label: str, vector_column: str | None, id_column: str | None) -> VectorFile:
+    """A Parquet file: the vector column found and its type checked from the schema, the
+    dimension from the first row, the ids read whole; the vectors decoded when read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def open_file():
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 23)
+
+    try:
+        with open_file() as pf:
+            schema, n = pf.schema_arrow, pf.metadata.num_rows
+            lists = [f.name for f in schema if _is_list(f.type)]
+            col = vector_column or (lists[0] if len(lists) == 1 else None)
+            if col is None or col not in schema.names:
+                raise CorpusError(f"{label}: name the vector column (list columns found: {lists or 'none'}).")
+            typ = schema.field(col).type
+            if not _is_list(typ):
+                raise CorpusError(
+                    f"{label}: column {col!r} holds {typ} values, not a list of numbers per row."
+                )
+            value = typ.value_type
+            if not (pa.types.is_floating(value) or pa.types.is_integer(value)):
+                what = "text" if pa.types.is_string(value) or pa.types.is_large_string(value) else str(value)
+                raise CorpusError(f"{label}: the vectors in {col!r} are lists of {what}, not numbers.")
+            if n == 0:
+                raise CorpusError(f"{label}: holds no vectors (0 rows); give one row per text.")
+            if pa.types.is_fixed_size_list(typ):
+                dim = typ.list_size
+            else:
+                first = next(pf.iter_batches(batch_size=1, columns=[col])).column(0)
+                if first.null_count:
+                    raise CorpusError(f"{label}: row 0 has no vector in {col!r}; every row needs one.")
+                dim = len(first[0])
+            _check_shape((n, dim), label)
+            ids = None
+            id_name = id_column or ("id" if "id" in schema.names else None)
+            if id_name is not None:
+                if id_name not in schema.names:
+                    raise CorpusError(f"{label} has no column {id_name!r} (columns: {schema.names}).")
+                column = pf.read(columns=[id_name]).column(0)
+                if column.null_count:
+                    raise CorpusError(f"{label}: {column.null_count:,} row(s) have no {id_name!r}.")
+                ids = column.to_pylist()
+    except CorpusError:
+        raise
+    except (pa.ArrowException, OSError, StopIteration) as exc:
+        raise CorpusError(f"{label} could not be read as Parquet ({exc}).") from None
+
+    def batches(rows: int) -> Iterator[np.ndarray]:
+        # the decoded rows are copied into one buffer, reused for every chunk: fresh memory for
+        # each would cost page faults, and Arrow's allocator keeps what a batch used
+        buffer, held, start = None, 0, 0
+        try:
+            with open_file() as pf:
+                for batch in pf.iter_batches(
+                    batch_size=min(rows, _PARQUET_BATCH_ROWS), columns=[col], use_threads=False
+                ):
+                    block = _parquet_block(batch.column(0), dim, col, label, start)
+                    start += len(block)
+                    if buffer is None:
+                        buffer = np.empty((min(rows, n), dim), dtype=block.dtype)
+                    while len(block):
+                        take = min(len(buffer) - held, len(block))
+                        buffer[held : held + take] = block[:take]
+                        held, block = held + take, block[take:]
+                        if held == len(buffer):
+                            yield buffer
+                            held = 0
+        except (pa.ArrowException, OSError) as exc:
+            raise CorpusError(f"{label} could not be read as Parquet near row {start:,} ({exc}).") from None
+        if held:
+            yield buffer[:held]
+
+    return VectorFile(label, n, dim, ids, batches)
+
+
+def _parquet_block(arr, dim: int, col: str, label: str, start: int) -> np.ndarray:
+    """One decoded batch of a list column as an (m, dim) array, or the error for its first
+    missing or ragged row (rows numbered from 0 over the file)."""
+    import pyarrow.compute as pc
+
+    if arr.null_count:
+        rows = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False)) + start
+        raise CorpusError(
+            f"{label}: row(s) {rows[:_LISTED_ROWS].tolist()} have no vector in {col!r}; every row needs one."
+        )
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    ragged = np.flatnonzero(lengths != dim)
+    if ragged.size:
+        row = int(ragged[0])
+        raise CorpusError(
+            f"{label}: the vectors in {col!r} have different lengths (row {start + row:,} has "
+            f"{int(lengths[row]):,} numbers, row 0 has {dim:,}); every row needs a vector of the "
+            "same dimension."
+        )
+    values = arr.flatten()
+    if values.null_count:
+        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
+        raise CorpusError(f"{label}: the vector in row {start + row:,} has a missing number (null).")
+    return values.to_numpy(zero_copy_only=False).reshape(len(arr), dim)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmbeddingError, ModelError, ParameterError, StoreError
+from .errors import CorpusError, EmbeddingError, ModelError, ParameterError, StoreError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -502,34 +502,92 @@ def _still_there(store, name: str, fingerprint: str) -> bool:
         return False
 
 
-def import_vectors(store, name: str, vectors, model_id: str, *, ids=None) -> int:
+def import_vectors(
+    store, name: str, vectors, model_id: str, *, ids=None, progress=None, chunk_rows: int | None = None
+) -> int:
     """Cache precomputed vectors (from any provider) for corpus ``name`` under ``model_id``.
 
-    Without ``ids`` row i belongs to document i. ``ids`` may instead give, per row, the
-    document's position (0-based int). Returns how many vectors were added.
+    ``vectors`` is an (n, d) array, or a file opened with :func:`~analytics.corpus.open_vectors`
+    (whose ids are used unless ``ids`` is given): a file of any size is read, checked,
+    normalised to unit length and written a chunk of ``chunk_rows`` rows at a time (default
+    65,536, or 96 MiB of longer vectors), all in one transaction, so a bad row anywhere (NaN,
+    inf, all zeros) leaves the store as it was. Without ids row i belongs to document i; ``ids``
+    may instead give, per row, the document's position (0-based int). ``progress(rows_done,
+    rows_total)`` is called after each chunk. Returns how many vectors were added (a row whose
+    text has a vector already, or repeats an earlier row's text, adds none).
     """
-    from .corpus import check_vectors
+    from .corpus import VectorFile, check_dimension
 
+    if isinstance(vectors, VectorFile):
+        source = vectors
+        ids = source.ids if ids is None else ids
+    else:
+        source = VectorFile.from_array(vectors, "vectors")
     info = store.corpus_info(name)
-    known_dim = store.model_dim(model_id)
-    vectors = check_vectors(vectors, "vectors", dim=known_dim)
-    texts = store.texts(name)
+    check_dimension(source, store.model_dim(model_id))
     if ids is None:
-        if len(vectors) != info.n_docs:
+        if source.n != info.n_docs:
             raise EmbeddingError(
-                f"{len(vectors):,} vectors for {info.n_docs:,} documents in {name!r}; "
+                f"{source.n:,} vectors for {info.n_docs:,} documents in {name!r}; "
                 "give one vector per document, in order, or pass ids."
             )
-        order = range(info.n_docs)
+        positions = None
     else:
-        try:
-            order = [int(i) for i in ids]
-        except (TypeError, ValueError):
-            raise EmbeddingError("ids must be document positions (integers from 0).") from None
-        if len(order) != len(vectors) or min(order) < 0 or max(order) >= info.n_docs:
-            raise EmbeddingError(f"ids must be {len(vectors):,} positions in 0..{info.n_docs - 1}.")
-    from .store import text_hash
+        positions = _positions(ids, source.n, info.n_docs)
+    chunks = _unit_rows(source.chunks(chunk_rows), source.source)
+    return store.put_corpus_vectors(name, model_id, chunks, positions=positions, progress=progress)
 
-    hashes = [text_hash(texts[i]) for i in order]
-    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    return store.put_vectors(model_id, hashes, vectors)
+
+#: rows squared at a time when chunks are normalised (a small scratch buffer, not a chunk's)
+_NORM_BLOCK = 4096
+
+
+def _unit_rows(chunks, label: str):
+    """Each chunk's rows scaled to unit length: the same float32 values as
+    ``c / np.linalg.norm(c, axis=1, keepdims=True)``, into one buffer reused for every chunk
+    (fresh memory costs page faults, a second a GB on a small VM), so each chunk given is
+    valid until the next is asked for."""
+    out = scratch = None
+    done = 0
+    for chunk in chunks:
+        m = len(chunk)
+        if out is None or len(out) < m:
+            out = np.empty(chunk.shape, dtype=np.float32)
+            scratch = np.empty((min(m, _NORM_BLOCK), chunk.shape[1]), dtype=np.float32)
+        norms = np.empty((m, 1), dtype=np.float32)
+        with np.errstate(over="ignore", under="ignore"):
+            for start in range(0, m, _NORM_BLOCK):
+                block = chunk[start : start + _NORM_BLOCK]
+                squares = np.multiply(block, block, out=scratch[: len(block)])
+                np.add.reduce(squares, axis=1, keepdims=True, out=norms[start : start + len(block)])
+            np.sqrt(norms, out=norms)
+        # a squared length beyond float32 (values over ~1e19) or below it (~1e-23) cannot be
+        # divided by (earlier versions stored zeros or NaN for these rows)
+        bad = np.flatnonzero(~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0)))
+        if bad.size:
+            raise CorpusError(
+                f"{label}: {bad.size:,} vector(s) are too long or too short to scale to unit length "
+                f"in float32 (rows {(bad[:5] + done).tolist()}); scale them (e.g. to unit length) first."
+            )
+        done += m
+        yield np.divide(chunk, norms, out=out[:m])
+
+
+def _positions(ids, n: int, n_docs: int) -> np.ndarray:
+    """``ids`` as int64 document positions: integers (or whole numbers, or digit strings), one
+    per vector, each in 0..n_docs-1."""
+    try:
+        arr = np.asarray(ids)
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind in "US":
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind == "O":
+            arr = np.array([int(i) for i in arr], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        arr = np.empty(0, dtype=object)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise EmbeddingError("ids must be document positions (integers from 0).")
+    if len(arr) != n or not 0 <= arr.min() <= arr.max() < n_docs:
+        raise EmbeddingError(f"ids must be {n:,} positions in 0..{n_docs - 1}.")
+    return arr.astype(np.int64)

@@ -185,6 +185,8 @@ class Executor:
 
     max_running : jobs running at once in total.
     max_per_requester : jobs of one requester running at once (the rest wait, queued).
+    max_queued_per_requester : jobs of one requester queued or running; past it a request is
+        refused with a message.
     processes : worker processes for CPU-bound pure work (UMAP, t-SNE).
     resume : take up the jobs that were queued or running when the last process stopped.
     """
@@ -195,12 +197,14 @@ class Executor:
         *,
         max_running: int = 2,
         max_per_requester: int = 1,
+        max_queued_per_requester: int = MAX_QUEUED_PER_REQUESTER,
         processes: int = 1,
         resume: bool = True,
         poll: float = 0.25,
     ):
         self.store = store
         self.max_running, self.max_per_requester = int(max_running), int(max_per_requester)
+        self.max_queued_per_requester = int(max_queued_per_requester)
         self.pool = ProcessPool(processes)
         self.poll = poll
         self._lock = threading.Lock()
@@ -261,7 +265,7 @@ class Executor:
                 for r in self.store.job_rows(states=ACTIVE, limit=10_000)
                 if r["requested_by"] == requested_by
             ]
-            if len(mine) >= MAX_QUEUED_PER_REQUESTER:
+            if len(mine) >= self.max_queued_per_requester:
                 raise ParameterError(
                     f"{len(mine)} of your jobs are queued or running; wait for some to finish, "
                     "or cancel some on the Jobs page (embex jobs cancel ID)."
@@ -360,6 +364,10 @@ class Executor:
         ):
             return
         self._sidecar.mkdir(exist_ok=True)
+        if not self._published:  # first: the audit log as it stands (audit.record keeps it fresh)
+            from .audit import publish
+
+            publish(self.store)
         rows = [self._with_live(Job.from_row(r)).__dict__ for r in self.store.job_rows(limit=100)]
         tmp = self._sidecar / f"jobs.json.{os.getpid()}"
         tmp.write_text(json.dumps({"pid": os.getpid(), "written": time.time(), "jobs": rows}))
@@ -367,9 +375,13 @@ class Executor:
         self._dirty, self._published = False, time.time()
 
     def _take_requests(self) -> None:
-        """Cancel requests that ``embex jobs cancel`` left beside the store."""
+        """Cancel requests that ``embex jobs cancel`` left beside the store, and backup requests
+        from ``embex backup`` (each copied in a thread of its own: :mod:`analytics.backup`)."""
         if self._sidecar is None or not self._sidecar.is_dir():
             return
+        from .backup import take_requests as take_backup_requests
+
+        take_backup_requests(self.store, self._sidecar)
         for entry in self._sidecar.glob("cancel-*"):
             job_id = entry.name.removeprefix("cancel-")
             entry.unlink(missing_ok=True)
@@ -377,11 +389,14 @@ class Executor:
                 self._cancel(int(job_id))
 
     def _start_what_fits(self) -> None:
-        if len(self._running) >= self.max_running:
+        # the limits hold for the whole process (a server with several workspaces, each with
+        # its executor), not per store: count the jobs the other executors run too
+        elsewhere = _running_elsewhere(self)
+        if len(self._running) + len(elsewhere) >= self.max_running:
             return
         queued = sorted(self.store.job_rows(states=("queued",), limit=1000), key=lambda r: r["job_id"])
         for row in queued:
-            if len(self._running) >= self.max_running:
+            if len(self._running) + len(elsewhere) >= self.max_running:
                 return
             job = Job.from_row(row)
             spec = KINDS.get(job.kind)
@@ -390,7 +405,7 @@ class Executor:
                     job.id, state="failed", finished=time.time(), error=f"unknown job kind {job.kind!r}"
                 )
                 continue
-            busy = [ctx.job for ctx, _ in self._running.values()]
+            busy = [ctx.job for ctx, _ in self._running.values()] + elsewhere
             if sum(j.requested_by == job.requested_by for j in busy) >= self.max_per_requester:
                 continue
             if spec.resource == "model" and any(KINDS[j.kind].resource == "model" for j in busy):
@@ -495,6 +510,21 @@ def request_cancel(store_path, job_id: int) -> Path:
 
 _executors: dict[str, Executor] = {}
 _registry_lock = threading.Lock()
+_defaults: dict = {}
+
+
+def _running_elsewhere(this: Executor) -> list[Job]:
+    """The jobs that the process's other executors run now."""
+    with _registry_lock:
+        others = [ex for ex in _executors.values() if ex is not this]
+    return [ctx.job for ex in others for ctx, _ in list(ex._running.values())]
+
+
+def set_executor_defaults(**options) -> None:
+    """Options (``max_running``, ``max_per_requester``, ...) for every executor this process
+    creates from now on: ``embex serve`` sets them from the instance's settings file."""
+    with _registry_lock:
+        _defaults.update(options)
 
 
 def executor_for(path: str | os.PathLike | None = None, **options) -> Executor:
@@ -504,7 +534,7 @@ def executor_for(path: str | os.PathLike | None = None, **options) -> Executor:
     with _registry_lock:
         ex = _executors.get(resolved)
         if ex is None or ex._closed:
-            ex = _executors[resolved] = Executor(Store(resolved), **options)
+            ex = _executors[resolved] = Executor(Store(resolved), **{**_defaults, **options})
         return ex
 
 

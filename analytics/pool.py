@@ -56,12 +56,19 @@ def _recv(stream):
 
 def _serve() -> None:
     """A worker's loop: read (function, args, kwargs, wants_progress), run it, answer."""
-    import traceback
-
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything the libraries print goes to stderr, never into the frames
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
+    try:
+        _loop(inp, frames)
+    except (BrokenPipeError, ConnectionResetError):  # the parent has gone: nobody to answer
+        os._exit(0)
+
+
+def _loop(inp, frames) -> None:
+    import traceback
+
     while (task := _recv(inp)) is not None:
         target, args, kwargs, wants_progress = task
         kwargs = {

@@ -92,6 +92,15 @@ def settle(at, store_path):
     return at
 
 
+# Hypothesis's per-example deadline (200 ms) measures the machine, not the code: on a shared
+# 2-core runner a sound example can take longer. Correctness is what these tests assert; speed
+# is measured in benchmarks/.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("embex", deadline=None)
+_hypothesis_settings.load_profile("embex")
+
+
 def free_port() -> int:
     import socket
 
@@ -103,9 +112,19 @@ def free_port() -> int:
 from contextlib import contextmanager  # noqa: E402
 
 
-def start_server(store_path, *, port: int | None = None, sample: bool = False, timeout: float = 90):
+def start_server(
+    store_path,
+    *,
+    port: int | None = None,
+    sample: bool = False,
+    timeout: float = 90,
+    instance=None,
+    host: str = "127.0.0.1",
+):
     """Start the real dashboard as ``embex serve`` does (server + job executor) on a free
-    localhost port, with its own store; returns (process, URL) once it answers."""
+    localhost port, with its own store (or a team ``instance`` directory, then ``store_path``
+    is None); returns (process, URL) once it answers. ``host`` is the URL's host (what a
+    browser must use where a sign-in redirect names it)."""
     import os
     import subprocess
     import sys
@@ -114,7 +133,8 @@ def start_server(store_path, *, port: int | None = None, sample: bool = False, t
 
     port = port or free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_SAMPLE": "1" if sample else "0"}
-    cmd = [sys.executable, "-m", "analytics.cli", "serve", "--store", str(store_path)]
+    where = ["--instance", str(instance)] if instance is not None else ["--store", str(store_path)]
+    cmd = [sys.executable, "-m", "analytics.cli", "serve", *where]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port), "--address", "127.0.0.1"],
         cwd=ROOT,
@@ -122,7 +142,7 @@ def start_server(store_path, *, port: int | None = None, sample: bool = False, t
         stderr=subprocess.STDOUT,
         env=env,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -93,6 +93,15 @@ ALLOWED_BROAD = {
         "hands on",
         "a bug in a worker process goes to the parent whole (traceback), which raises WorkerError",
     ),
+    ("analytics/backup.py", "except Exception:"): (
+        "logs",
+        "a bug while the server copies a store for embex backup is logged with an id, which the "
+        "waiting command is told",
+    ),
+    ("analytics/corpus.py", "except BaseException:"): (
+        "raises",
+        "an upload's half-written Arrow file is removed, then the error goes on",
+    ),
     ("dashboard/common.py", "except Exception:"): (
         "logs",
         "run_page: a bug in a page is logged with its traceback and an id; the user sees the id",

@@ -213,6 +213,38 @@ def test_limits_per_requester_in_total_and_one_model_job_at_a_time(tmp_path):
         store.close()
 
 
+def test_the_limits_hold_across_the_workspaces_of_one_server(tmp_path):
+    """A team server has an executor per workspace store: one person's jobs in two workspaces
+    still run one at a time, and the total holds across them."""
+    from analytics.jobs import executor_for
+
+    one = executor_for(tmp_path / "news.duckdb", max_running=2, max_per_requester=1)
+    two = executor_for(tmp_path / "legal.duckdb", max_running=2, max_per_requester=1)
+    try:
+        for name in ("x1", "x2", "y1", "z1"):
+            _gate(name).clear()
+        x1 = one.submit("gate", {"gate": "x1"}, requested_by="alice")
+        _until(lambda: one.get(x1.id).state == "running", "alice's job in news runs")
+        x2 = two.submit("gate", {"gate": "x2"}, requested_by="alice")
+        y1 = two.submit("gate", {"gate": "y1"}, requested_by="bob")
+        _until(lambda: two.get(y1.id).state == "running", "bob's job in legal runs")
+        z1 = one.submit("gate", {"gate": "z1"}, requested_by="carol")
+        time.sleep(one.poll * 4)
+        assert two.get(x2.id).state == "queued"  # alice runs one already, in the other workspace
+        assert one.get(z1.id).state == "queued"  # two run in total on this server
+        _gate("x1").set()
+        _until(lambda: two.get(x2.id).state == "running" or one.get(z1.id).state == "running", "a slot frees")
+        for name in ("x2", "y1", "z1"):
+            _gate(name).set()
+        assert one.wait(z1.id, timeout=60).state == "done" and two.wait(x2.id, timeout=60).state == "done"
+    finally:
+        for gate in _GATES.values():
+            gate.set()
+        for ex in (one, two):
+            ex.shutdown()
+            ex.store.close()
+
+
 def test_a_requester_cannot_fill_the_queue(ex):
     from analytics.jobs import MAX_QUEUED_PER_REQUESTER
 

@@ -22,7 +22,7 @@ def unit_vectors(n, d=8, seed=0):
 
 
 def test_fresh_store_is_at_the_current_schema(store):
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert store.list_corpora() == []
 
 
@@ -39,7 +39,7 @@ def test_migration_on_open_keeps_data(tmp_path):
             "SELECT * FROM information_schema.tables WHERE table_name='results'"
         ).fetchall()
     with Store(path) as new:
-        assert new.schema_version() == 5
+        assert new.schema_version() == 6
         assert new.texts("kept") == ["a", "b"]
         # v4 backfilled the fingerprint with the value add_corpus computes for the same texts
         new.add_corpus("same texts", make_corpus(["a", "b"]))
