@@ -12,7 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import jobs_badge, run_page  # noqa: E402  (dashboard/ on the path first)
+import signin  # noqa: E402  (dashboard/ on the path first)
+from common import jobs_badge, run_page  # noqa: E402
 
 PRESENTATION = st.query_params.get("presentation") in ("1", "true")
 # a local favicon: a ":material/...:" page icon is fetched from a font CDN by every page
@@ -29,6 +30,16 @@ if PRESENTATION:  # clean screenshots: no sidebar, header, toolbar or footer (st
         "footer{display:none !important}</style>"
     )
 
+
+def gate() -> None:
+    """Sign-in (where the instance has it) and the workspace, before any page: a run that ends
+    here shows the sign-in form, or "workspace not found" for a link into someone else's."""
+    signin.require_sign_in()
+    signin.workspace()
+    if not PRESENTATION:
+        signin.sidebar()
+
+
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("views/upload.py", title="Upload", icon=":material/upload:"),
@@ -40,9 +51,19 @@ pages = [
     st.Page("views/retrieval.py", title="Retrieval", icon=":material/search:"),
     st.Page("views/report.py", title="Report", icon=":material/description:"),
     st.Page("views/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    # listed for admins; the page checks the role itself whoever opens its URL
+    st.Page(
+        "views/audit.py",
+        title="Audit",
+        icon=":material/history:",
+        visibility="visible" if signin.allowed("audit") else "hidden",
+    ),
 ]
-# a user error shows its message, a bug an error id (the traceback goes to the server log)
-navigation = st.navigation(pages, position="hidden" if PRESENTATION else "sidebar")
+# The pages are registered before the sign-in form, so a deep link (/map?ws=...) survives it.
+# A user error shows its message, a bug an error id (the traceback goes to the server log).
+signed_in = signin.user() is not None
+navigation = st.navigation(pages, position="sidebar" if signed_in and not PRESENTATION else "hidden")
+run_page(gate)
 if not PRESENTATION:
     jobs_badge()
 run_page(navigation)

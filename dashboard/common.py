@@ -8,17 +8,17 @@ import re
 import secrets
 
 import numpy as np
+import signin  # noqa: E402  (dashboard/ is on the path: app.py puts it there)
 import streamlit as st
 from streamlit.errors import FragmentHandledException
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from analytics import ExplorerError, Store, StoreError
+from analytics import ExplorerError, Store, StoreError, audit
 from analytics.embedding import DEFAULT_MODEL, Embedder, model_source, shared_embedder, stored_model_id
 from analytics.errors import ParameterError
 from analytics.jobs import Executor, Job, executor_for
 from analytics.memory import VectorCache, shared_cache
 from analytics.params import Rule
-from analytics.store import default_store_path
 
 log = logging.getLogger("embex.dashboard")
 
@@ -53,12 +53,13 @@ def get_store(path: str) -> Store:
 
 
 def store() -> Store:
-    return get_store(str(default_store_path()))
+    """The store of the workspace this page works in (the one local store without an instance)."""
+    return get_store(str(signin.workspace().path))
 
 
 def executor() -> Executor:
-    """The job executor of the current store (one per process, shared by every session)."""
-    return executor_for(default_store_path())
+    """The job executor of the current workspace's store (one per process, shared by every session)."""
+    return executor_for(signin.workspace().path)
 
 
 def get_embedder(model: str | None, device: str, precision: str = "auto") -> Embedder:
@@ -267,27 +268,61 @@ def export_controls(fig, stem: str, key: str) -> None:
                 st.error(plain(exc))
         if f"{key}-png" in st.session_state:
             c1, c2 = st.columns(2)
-            c1.download_button(
-                "Download PNG",
-                st.session_state[f"{key}-png"],
-                f"{stem}.png",
-                "image/png",
-                key=f"{key}-dl-png",
-            )
-            c2.download_button(
-                "Download SVG",
-                st.session_state[f"{key}-svg"],
-                f"{stem}.svg",
-                "image/svg+xml",
-                key=f"{key}-dl-svg",
-            )
+            with c1:
+                download(
+                    "Download PNG",
+                    st.session_state[f"{key}-png"],
+                    f"{stem}.png",
+                    "image/png",
+                    what=f"chart {stem}",
+                    key=f"{key}-dl-png",
+                )
+            with c2:
+                download(
+                    "Download SVG",
+                    st.session_state[f"{key}-svg"],
+                    f"{stem}.svg",
+                    "image/svg+xml",
+                    what=f"chart {stem}",
+                    key=f"{key}-dl-svg",
+                )
+
+
+def download(label: str, data, file_name: str, mime: str, *, what: str, key: str | None = None) -> None:
+    """A download button whose click is written to the workspace's audit log as an export of
+    ``what`` (a viewer may export what it sees; the log says who took what)."""
+
+    def record() -> None:
+        audit.record(store(), signin.actor(), "export", what, file_name)
+
+    st.download_button(label, data, file_name=file_name, mime=mime, key=key, on_click=record)
+
+
+def delete_corpus(name: str) -> None:
+    """Delete a corpus of the current workspace: an editor's action, checked here whatever the
+    page showed. Jobs working on it stop first (an embedding would otherwise end in vain)."""
+    s = store()
+    with signin.acting("delete", f"corpus {name!r}", store=s):
+        for job in executor().jobs(active=True):
+            if name in (job.params.get("corpus"), job.params.get("compare")):
+                executor().cancel(job.id)
+        s.delete_corpus(name)
+
+
+def rename_corpus(name: str, new: str) -> None:
+    """Rename a corpus of the current workspace (an editor's action, checked here)."""
+    s = store()
+    with signin.acting("rename", f"corpus {name!r}", f"to {new!r}", store=s):
+        s.rename_corpus(name, new)
 
 
 def requester() -> str:
-    """Who asks for a job: this browser session (until sign-in names a user). Jobs are bounded
-    per requester, so one visitor cannot fill the queue."""
+    """Who asks for a job: the signed-in person, or this browser session where there is no
+    sign-in. Jobs are bounded per requester, so one person cannot fill the queue."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+    if signin.mode() in ("accounts", "oidc"):
+        return signin.user() or "unknown"
     ctx = get_script_run_ctx()
     return "session " + (ctx.session_id[:8] if ctx else "local")
 
@@ -331,10 +366,23 @@ def follow_job(job: Job, what: str) -> None:
             if st.button(
                 "Cancel", key=f"cancel-job-{job_id}", help="Stops within one batch; what is done is kept."
             ):
-                executor().cancel(job_id)
+                try:
+                    cancel_job(current)
+                except ExplorerError as exc:
+                    st.error(plain(exc))
             st.page_link("views/jobs.py", label="All jobs", icon=":material/pending_actions:")
 
     panel()
+
+
+def cancel_job(job: Job) -> None:
+    """Cancel a job: one's own, or anyone's for a role that may (checked here, not only by
+    hiding the button), and say so in the audit log."""
+    what = f"job #{job.id} ({job.kind})"
+    if job.requested_by != requester():
+        signin.actor().require("cancel_others", what)
+    executor().cancel(job.id)
+    audit.record(store(), signin.actor(), "cancel", what)
 
 
 def job_outcome(job: Job | None) -> None:

@@ -6,6 +6,7 @@ from common import (
     corpus_vectors,
     csv_bytes,
     depths,
+    download,
     export_controls,
     fingerprint,
     model_id,
@@ -64,11 +65,12 @@ if n > TABLE_ALL:
 else:
     rows = depth_rows(texts, metadata, d)
 st.dataframe(rows, hide_index=True, width="stretch", column_config=DEPTH_FORMAT)
-st.download_button(
+download(
     "Download CSV",
     lambda: depth_csv(texts, metadata, d),  # built on click, not on every run
-    file_name=f"depth-{distance}.csv",
-    mime="text/csv",
+    f"depth-{distance}.csv",
+    "text/csv",
+    what=f"depth table of corpus {name!r}",
 )
 cols = metadata_columns(metadata)
 label = store().corpus_info(name).label_column
@@ -125,10 +127,11 @@ else:  # the label column under its own name (unless that is one of the table's)
     head = f"{per} (label)" if per in ("rank", "row", "depth", "text") else per
     rows = [{head if k == "label" else k: v for k, v in r.items()} for r in rows]
 st.dataframe(rows, hide_index=True, width="stretch", column_config=DEPTH_FORMAT)
-st.download_button(
+download(
     "Download CSV",
     csv_bytes(rows),
-    file_name=f"representatives-{reps_method}-k{reps_k}.csv",
-    mime="text/csv",
+    f"representatives-{reps_method}-k{reps_k}.csv",
+    "text/csv",
+    what=f"representatives of corpus {name!r}",
     key="reps_csv",
 )

@@ -1,6 +1,7 @@
 """Embed: only texts not already cached are embedded, in a background job that outlives the
 page; its progress, speed, and a Cancel button."""
 
+import signin
 import streamlit as st
 from common import executor, follow_job, job_outcome, pick_corpus, plain, requester, store
 
@@ -59,7 +60,8 @@ else:
     job_outcome(job)
     if st.button("Embed", type="primary", help="Runs in the background; you can leave this page."):
         try:
-            job = ex.submit("embed", request, requested_by=requester())
+            with signin.acting("embed", f"corpus {name!r}", store=s):
+                job = ex.submit("embed", request, requested_by=requester())
         except ExplorerError as exc:
             st.error(plain(exc))
             st.stop()

@@ -2,6 +2,7 @@
 
 import os
 
+import signin
 import streamlit as st
 from common import executor, follow_job, job_outcome, plain, store
 
@@ -16,11 +17,13 @@ st.write(
 )
 
 s = store()
-if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0":
-    add_sample(s)  # with its precomputed vectors when they ship beside it
+# the first start of a store adds the sample; in a team's workspace only someone who may upload
+if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0" and signin.can("upload"):
+    with signin.acting("upload", f"corpus {SAMPLE_NAME!r}", "the bundled sample", store=s):
+        add_sample(s)  # with its precomputed vectors when they ship beside it
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
-if sample is not None and stored_model_id(s, SAMPLE_NAME) is None:
+if sample is not None and stored_model_id(s, SAMPLE_NAME) is None and signin.can("embed"):
     st.subheader("First start: embedding the bundled sample")
     job = executor().submit("embed", {"corpus": SAMPLE_NAME}, requested_by="first start")
     if job.active:
@@ -28,13 +31,14 @@ if sample is not None and stored_model_id(s, SAMPLE_NAME) is None:
     else:
         job_outcome(job)
 
-st.subheader("Corpora in this store")
+st.subheader("Corpora in this workspace" if signin.instance() else "Corpora in this store")
 st.dataframe(
     [{"name": c.name, "texts": c.n_docs, "source": c.source, "created": c.created} for c in s.list_corpora()],
     hide_index=True,
     width="stretch",
 )
-st.caption(f"Store: {plain(s.path)}")
+if signin.instance() is None:  # a team's server keeps its file paths to itself
+    st.caption(f"Store: {plain(s.path)}")
 col1, col2, col3 = st.columns(3)
 col1.page_link("views/map.py", label="See the map", icon=":material/scatter_plot:")
 col2.page_link("views/depth.py", label="Rank by depth", icon=":material/stacked_bar_chart:")

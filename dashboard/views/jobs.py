@@ -2,8 +2,11 @@
 
 import time
 
+import signin
 import streamlit as st
-from common import executor, job_progress_text, plain
+from common import cancel_job, executor, job_progress_text, plain, requester
+
+from analytics import ExplorerError
 
 st.title("Jobs")
 st.caption(
@@ -32,8 +35,12 @@ def jobs_table() -> None:
                 f"{plain(job.params.get('corpus', ''))} · asked by {plain(job.requested_by)}"
             )
             st.progress(job.fraction, text=plain(job_progress_text(job)))
-            if st.button("Cancel", key=f"jobs-cancel-{job.id}"):
-                ex.cancel(job.id)
+            mine = job.requested_by == requester()
+            if (mine or signin.can("cancel_others")) and st.button("Cancel", key=f"jobs-cancel-{job.id}"):
+                try:
+                    cancel_job(job)
+                except ExplorerError as exc:
+                    st.error(plain(exc))
     st.subheader("Recent")
     ended = [j for j in jobs if not j.active]
     if not ended:

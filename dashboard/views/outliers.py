@@ -3,6 +3,7 @@
 import streamlit as st
 from common import (
     csv_bytes,
+    download,
     job_result,
     model_id,
     number_input,
@@ -102,4 +103,10 @@ for rank, i in enumerate(report.flagged[:200]):
             reviewed.add(i)
         else:
             reviewed.discard(i)
-st.download_button("Download outliers as CSV", csv_bytes(rows), file_name="outliers.csv", mime="text/csv")
+download(
+    "Download outliers as CSV",
+    csv_bytes(rows),
+    "outliers.csv",
+    "text/csv",
+    what=f"outliers of corpus {name!r}",
+)

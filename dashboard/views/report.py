@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 from common import (
+    download,
     executor,
     job_outcome,
     job_result,
@@ -50,4 +51,6 @@ if executor().result("report", request) is None and not (building and building.a
 report = json.loads(job_result("report", request, f"Building the report on {name}"))
 if report["shift"]:
     st.text(report["shift"])
-st.download_button("Download report (HTML)", report["html"], "report.html", "text/html")
+download(
+    "Download report (HTML)", report["html"], "report.html", "text/html", what=f"report on corpus {name!r}"
+)
