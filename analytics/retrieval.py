@@ -403,3 +403,40 @@ def more_like_this(index: ExactIndex, row: int, k: int = 10) -> SearchResult:
         raise ParameterError(f"row must be in 0..{len(index) - 1}, got {row}.")
     k = RULES["retrieval"]["k"].check(k)
     return index.search(index.vectors[int(row)], k, exclude=[int(row)])
+
+
+def row_norms(X) -> np.ndarray:
+    """Each row's Euclidean norm as float64 (zero for an all-zero row), without a copy of ``X``:
+    compute it once per corpus and pass it to :func:`row_neighbours`."""
+    X = np.asarray(X)
+    return np.sqrt(np.einsum("ij,ij->i", X, X).astype(np.float64, copy=False))
+
+
+def row_neighbours(X, row: int, k: int = 10, *, norms=None) -> SearchResult:
+    """The ``k`` rows of ``X`` most cosine-similar to row ``row``, itself left out, best first
+    (ties: the lower row id first). One matrix-vector product over ``X`` as it is: no
+    normalised copy and no index, so a map of a million texts can ask for one point's
+    neighbours on a click. ``norms``: :func:`row_norms` of ``X``, computed once by the caller
+    (else here, on every call). An all-zero row is nobody's neighbour and has none."""
+    X = np.asarray(X)
+    n = len(X)
+    if not 0 <= int(row) < n:
+        raise ParameterError(f"row must be in 0..{n - 1}, got {row}.")
+    row = int(row)
+    k = min(int(k), n - 1)
+    if k < 1:
+        return SearchResult(np.empty((1, 0), dtype=np.int64), np.empty((1, 0), dtype=np.float32))
+    norms = row_norms(X) if norms is None else np.asarray(norms)
+    if norms.shape != (n,):
+        raise ParameterError(f"norms must hold one norm per row ({n:,}); got shape {norms.shape}.")
+    if norms[row] == 0:
+        return SearchResult(np.empty((1, 0), dtype=np.int64), np.empty((1, 0), dtype=np.float32))
+    scores = (X @ X[row]).astype(np.float64, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = scores / (norms * norms[row])
+    scores[~(norms > 0)] = -np.inf
+    scores[row] = -np.inf
+    kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+    part = np.flatnonzero(scores >= kth) if np.isfinite(kth) else np.flatnonzero(np.isfinite(scores))
+    ids = part[np.lexsort((part, -scores[part]))][:k].astype(np.int64)  # ties at the k-th too
+    return SearchResult(ids[None, :], scores[ids].astype(np.float32)[None, :])

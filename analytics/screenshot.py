@@ -23,6 +23,12 @@ _SCRIPT_DONE = """() => {
 }"""
 
 
+# The WebGL maps (dashboard/scatter.py) draw after the page's script has ended: each one
+# registers itself in window.__embexScatter and says when its points are on the canvas.
+_MAPS_DRAWN = """() => Object.values(window.__embexScatter || {}).every(
+  h => !h.view.root.isConnected || h.drawn() > 0 || h.view.root.dataset.error !== undefined)"""
+
+
 def wait_for_app(page, timeout_ms: float = 120_000) -> None:
     """Wait until a Streamlit page has finished running its script (not just started drawing)."""
     page.wait_for_function(_SCRIPT_DONE, timeout=timeout_ms)
@@ -60,7 +66,8 @@ def screenshot_urls(
                 page.goto(url, timeout=timeout_s * 1000)
                 if page.locator('[data-testid="stApp"]').count():
                     wait_for_app(page, timeout_s * 1000)
-                    page.wait_for_timeout(800)  # let plotly finish drawing
+                    page.wait_for_timeout(800)  # let plotly finish drawing (and a map's code load)
+                    page.wait_for_function(_MAPS_DRAWN, timeout=timeout_s * 1000)
                 elif page.locator(".js-plotly-plot").count():
                     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=timeout_s * 1000)
                 path = out / _file_name(url, i)

@@ -176,7 +176,12 @@ def test_three_texts_draw_a_map(page, tiny_store, method):
     at.radio(key="map_method").set_value(method).run()
     settle(at, tiny_store)  # the map is computed by a background job
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.get("plotly_chart")
+    # the WebGL map's payload: three points (the browser draws it: tests/test_map_page.py)
+    sys.path.insert(0, str(ROOT / "dashboard"))
+    from scatter import read_header
+
+    (element,) = [e for e in at.get("bidi_component") if not e.proto.id.endswith("-channel")]
+    assert read_header(element.proto.bytes)["n"] == 3
 
 
 @pytest.mark.parametrize("n", [1, 2])

@@ -152,7 +152,9 @@ def test_deep_link_reproduces_the_view_and_presentation_hides_chrome(server):
         assert page.locator('[data-testid="stSidebar"]').is_visible()
         page.goto(f"{server}/map?corpus=world&method=umap&n_neighbors=7&color=label&presentation=1")
         page.get_by_text("world: UMAP map").first.wait_for(timeout=120_000)
-        assert page.locator(".js-plotly-plot svg text").filter(has_text="n_neighbors=7").count() >= 1
+        # the map's provenance caption (above the WebGL map) names the link's parameters
+        caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="corpus: world")
+        assert "UMAP (n_neighbors=7," in caption.first.inner_text()
         assert not page.locator('[data-testid="stSidebar"]').is_visible()
         browser.close()
 

@@ -20,6 +20,7 @@ from analytics.store import Store, text_hash
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "jobs"
 N = 3000
+MAP = "Object.values(window.__embexScatter || {}).find(h => h.view.root.isConnected)"  # the page's map
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing.", allow_module_level=True)
@@ -106,15 +107,18 @@ def test_two_sessions_asking_for_one_map_share_one_job(tmp_path, sample_rows, em
             page.goto(f"{url}/map?corpus=news&method=umap&n_neighbors=11", wait_until="commit")
         maps = []
         for i, page in enumerate(pages):
-            chart = page.locator(".js-plotly-plot").first
-            chart.wait_for(timeout=300_000)
-            page.wait_for_timeout(500)
-            maps.append(chart.evaluate("el => JSON.stringify([el.data[0].x, el.data[0].y])"))
+            # the WebGL map (dashboard/scatter.py) once drawn: its data version and coordinates
+            page.wait_for_function(
+                f"() => {{ const h = {MAP}; return h && h.drawn() > 0; }}", timeout=300_000
+            )
+            maps.append(
+                page.evaluate(f"() => {{ const h = {MAP}; return [h.view.version, Array.from(h.view.xy)]; }}")
+            )
             _shot(page, f"shared-map-session-{i}")
         published = published_jobs(path)
     finally:
         _stop(proc)
-    assert maps[0] == maps[1] and len(maps[0]) > 400  # the same coordinates in both sessions
+    assert maps[0] == maps[1] and len(maps[0][1]) == 2 * 400  # the same coordinates in both sessions
     projects = [j for j in published[2] if j.kind == "project"]
     assert len(projects) == 1 and projects[0].state == "done"
     assert projects[0].params["n_neighbors"] == 11

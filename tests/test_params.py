@@ -419,7 +419,11 @@ def test_map_links_with_nan_or_junk_fall_back_to_the_default_with_a_warning(tiny
     assert "min_dist=nan" in said and "UMAP min_dist must be a finite number between 0 and 1" in said
     assert "n_neighbors=many" in said
     settle(at, tiny_store)  # the map is computed by a background job
-    assert at.get("plotly_chart")  # the map is drawn, with the defaults
+    # the map is drawn, with the defaults (the WebGL component's payload; its caption names them)
+    assert [e for e in at.get("bidi_component") if not e.proto.id.endswith("-channel")]
+    default = RULES["umap"]["n_neighbors"].default
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any(f"UMAP (n_neighbors={default}," in c for c in captions), captions
     at = open_page(tiny_store, monkeypatch, method="mds")
     assert "method=mds" in warnings(at)[0] and "must be one of umap, pca, tsne" in warnings(at)[0]
     assert at.radio(key="map_method").value == "umap"
