@@ -265,7 +265,12 @@ def _import_plan(cur, cid: int, n_docs: int, model_id: str):
     return hashes, first, has, dim
 
 
-def _bulk_write_settings(con, width: int):
+#: DuckDB's memory limit while a corpus streams in: text chunks are small, and what it writes
+#: need not stay resident (190 MiB CSV through the Upload page: +454 MiB peak at 256 MiB)
+_TEXT_BUFFER_POOL = 128 * 2**20
+
+
+def _bulk_write_settings(con, width: int, pool: int | None = None):
     """Set DuckDB up for a big write of vectors ``width`` bytes long, and return the function
     that sets it back (these are settings of the whole database, so of every thread's writes
     meanwhile, which they do not harm):
@@ -281,7 +286,7 @@ def _bulk_write_settings(con, width: int):
         memory, methods = cur.execute(
             "SELECT current_setting('memory_limit'), current_setting('disabled_compression_methods')"
         ).fetchall()[0]
-        limit = max(_WRITE_BUFFER_POOL, _WRITE_BATCHES * width)
+        limit = max(pool or _WRITE_BUFFER_POOL, _WRITE_BATCHES * width)
         if _setting_bytes(memory) > limit:  # unless as low already (EMBEX_DUCKDB_MEMORY)
             cur.execute("SET memory_limit = ?", [f"{limit // 2**20}MB"])
         disabled = {m for m in methods.lower().split(",") if m} | {"alp", "alprd"}
@@ -759,11 +764,21 @@ class Store:
         :meth:`add_corpus`. ``progress(docs_stored, bytes_read or None)`` is called after each
         chunk is written.
         """
-        import pyarrow as pa
-
         name = self.check_name(name)
         source = source if source is not None else getattr(chunks, "source", None)
         text_column = text_column if text_column is not None else getattr(chunks, "text_column", None)
+        # a stream is as big as it turns out to be: hold DuckDB's buffer pool down while it is
+        # written (the written blocks would otherwise stay resident, as for a vector import)
+        restore = _bulk_write_settings(self._con, width=0, pool=_TEXT_BUFFER_POOL)
+        try:
+            return self._add_corpus_stream(name, chunks, source, text_column, replace, label_column, progress)
+        finally:
+            if restore is not None:
+                restore()
+
+    def _add_corpus_stream(self, name, chunks, source, text_column, replace, label_column, progress):
+        import pyarrow as pa
+
         with self.transaction() as cur:
             _claim_name(cur, name, replace)
             cid = int(_one(cur, "SELECT nextval('corpus_ids')")[0])
