@@ -147,7 +147,9 @@ def workspaces() -> list[Workspace]:
     team = instance()
     if team is None:
         return [Workspace("local", "admin", default_store_path())]
-    who = require_sign_in()
+    who = user()
+    if who is None:  # the gate (app.py) draws the sign-in form; a fragment or a helper never does
+        raise AccessError("You are not signed in (any more): reload the page to sign in.")
     if mode() == "open":
         return [Workspace(name, "admin", team.workspace_path(name)) for name in team.workspaces()]
     return team.workspaces_for(who)
