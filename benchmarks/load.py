@@ -735,8 +735,10 @@ class Wire:
                 raise PageError(f"exception element: {e.exception.type}: {e.exception.message[:300]}")
             if kind == "alert" and e.alert.format == e.alert.ERROR and not _VERDICT.match(e.alert.body):
                 raise PageError(f"error alert: {e.alert.body[:300]}")
-            if kind == "text_input" and e.text_input.label == "User name":
-                raise PageError("the sign-in form came back")
+        if any(
+            e.WhichOneof("type") == "text_input" and e.text_input.label == "User name" for e in self.elements
+        ):
+            raise PageError("the sign-in form came back")
 
 
 def widget_state(widget, **value):
