@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import HOSTILE, SAMPLE
 
@@ -76,13 +77,21 @@ def test_errors_are_one_clear_line_and_change_nothing(cli_store, tmp_path):
 
     with Store(cli_store) as s:
         before = s.digest()
+    nan_file = tmp_path / "nan_60.npy"
+    vectors = np.ones((60, 3), dtype=np.float32)
+    vectors[7, 1] = np.nan
+    np.save(nan_file, vectors)
     for args, message in [
         (("depth", "nope"), "No corpus named 'nope'. Known corpora: 'world', 'sports'"),
         (("ingest", str(HOSTILE / "latin1.csv"), "--name", "x"), "not valid utf-8"),
         (("ingest", str(HOSTILE / "zero_bytes.csv"), "--name", "x"), "is empty"),
         (("ingest", str(HOSTILE / "garbage.csv"), "--name", "x"), "does not look like a text file"),
         (("ingest", str(HOSTILE / "whitespace_texts.csv"), "--name", "world", "--replace"), "empty text"),
-        (("import-vectors", "world", str(HOSTILE / "nan_vectors.npy"), "--model-id", "m"), "NaN"),
+        (
+            ("import-vectors", "world", str(HOSTILE / "nan_vectors.npy"), "--model-id", "m"),
+            "2 vectors for 60",
+        ),
+        (("import-vectors", "world", str(nan_file), "--model-id", "m"), "NaN"),
     ]:
         proc = embex(*args, store=cli_store, check=False)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
