@@ -16,6 +16,7 @@ import mmap
 import os
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ import numpy as np
 from .corpus import Corpus
 from .errors import StoreError, StoreLockedError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _MAX_NAME = 200
 _MAX_DIM = 65536
 #: the quick scan on open reads every vector table whole up to this many floats (~256 MB, a
@@ -202,8 +203,30 @@ def _v6(cur) -> None:
     )
 
 
+def _v7(cur) -> None:
+    # an analyst's saved selections (a lasso, filters: the rows they resolve to), so a link or a
+    # reload finds the same rows; and marks on rows ("reviewed" outliers) that outlive a session.
+    # Rows are positions in a corpus, whose documents never change after it is written.
+    cur.execute(
+        """CREATE TABLE selections (
+            selection_id VARCHAR PRIMARY KEY,
+            corpus_id INTEGER NOT NULL,
+            created DOUBLE NOT NULL,
+            rows BLOB NOT NULL)"""
+    )
+    cur.execute(
+        """CREATE TABLE marks (
+            corpus_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            mark VARCHAR NOT NULL,
+            user_name VARCHAR NOT NULL,
+            time DOUBLE NOT NULL,
+            PRIMARY KEY (corpus_id, position, mark))"""
+    )
+
+
 #: MIGRATIONS[i] takes a store from version i to i + 1
-MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6)
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 
 #: the jobs table's columns, in order; the only column names job updates may name
 JOB_COLUMNS = (
@@ -883,6 +906,8 @@ class Store:
         with self.transaction() as cur:
             cid = self._corpus_id(name, cur)
             cur.execute("DELETE FROM documents WHERE corpus_id = ?", [cid])
+            cur.execute("DELETE FROM selections WHERE corpus_id = ?", [cid])
+            cur.execute("DELETE FROM marks WHERE corpus_id = ?", [cid])
             cur.execute("DELETE FROM corpora WHERE corpus_id = ?", [cid])
 
     def rename_corpus(self, old: str, new: str) -> None:
@@ -1338,6 +1363,65 @@ class Store:
         rows = self._cur().execute(sql, params + [int(limit)]).fetchall()
         return [dict(zip(("id", "time", "user", "action", "target", "detail"), r)) for r in rows]
 
+    # -- selections and marks (analytics.selection keeps their meaning) -------------------------
+
+    def save_selection(self, name: str, rows) -> str:
+        """Keep a selection of rows of corpus ``name``; returns its id (a hash of the corpus and
+        rows: the same selection saved twice is one row). Rows are checked against the corpus."""
+        ids = np.unique(np.asarray(rows, dtype=np.int64).ravel())
+        with self.transaction() as cur:
+            cid = self._corpus_id(name, cur)
+            n = int(_one(cur, "SELECT n_docs FROM corpora WHERE corpus_id = ?", [cid])[0])
+            if ids.size and (ids[0] < 0 or ids[-1] >= n):
+                raise StoreError(f"A selection of {name!r} names rows outside 0..{n - 1}.")
+            blob = ids.astype("<u4").tobytes()
+            sid = hashlib.blake2b(str(cid).encode() + b"\x1f" + blob, digest_size=8).hexdigest()
+            if not _one(cur, "SELECT 1 FROM selections WHERE selection_id = ?", [sid]):
+                cur.execute("INSERT INTO selections VALUES (?, ?, ?, ?)", [sid, cid, time.time(), blob])
+        return sid
+
+    def selection(self, selection_id: str) -> tuple[str, np.ndarray] | None:
+        """A saved selection as (corpus name, sorted row ids), or None when there is no such
+        selection (or its corpus was deleted)."""
+        row = _one(
+            self._cur(),
+            "SELECT c.name, s.rows FROM selections s JOIN corpora c USING (corpus_id) "
+            "WHERE s.selection_id = ?",
+            [str(selection_id)],
+        )
+        if row is None:
+            return None
+        return row[0], np.frombuffer(row[1], dtype="<u4").astype(np.int64)
+
+    def set_marks(self, name: str, rows, mark: str, *, user: str, on: bool = True) -> None:
+        """Put (``on``) or take off a mark such as "reviewed" on rows of corpus ``name``."""
+        ids = sorted({int(r) for r in np.asarray(rows, dtype=np.int64).ravel()})
+        with self.transaction() as cur:
+            cid = self._corpus_id(name, cur)
+            n = int(_one(cur, "SELECT n_docs FROM corpora WHERE corpus_id = ?", [cid])[0])
+            if ids and (ids[0] < 0 or ids[-1] >= n):
+                raise StoreError(f"Marks on {name!r} name rows outside 0..{n - 1}.")
+            for r in ids:
+                cur.execute(
+                    "DELETE FROM marks WHERE corpus_id = ? AND position = ? AND mark = ?", [cid, r, mark]
+                )
+                if on:
+                    cur.execute("INSERT INTO marks VALUES (?, ?, ?, ?, ?)", [cid, r, mark, user, time.time()])
+
+    def marks(self, name: str, mark: str) -> dict[int, tuple[str, float]]:
+        """Rows of corpus ``name`` that carry ``mark``: {row: (user, time)}."""
+        cid = self._corpus_id(name)
+        rows = (
+            self._cur()
+            .execute(
+                "SELECT position, user_name, time FROM marks WHERE corpus_id = ? AND mark = ? "
+                "ORDER BY position",
+                [cid, mark],
+            )
+            .fetchall()
+        )
+        return {int(p): (u, float(t)) for p, u, t in rows}
+
     def digest(self) -> dict[str, str]:
         """A content checksum of every table, order-independent: equal digests, equal contents."""
         out = {}
@@ -1426,7 +1510,8 @@ for _name in (
     "schema_version add_corpus add_corpus_stream corpus_info list_corpora texts metadata "
     "delete_corpus rename_corpus model_dim model_ids register_model missing_texts put_vectors "
     "put_vectors_from_parquet put_corpus_vectors embedded_count vectors prune_vectors corpus_fingerprint get_result "
-    "put_result has_result add_job update_job job_rows add_audit audit_rows digest"
+    "put_result has_result add_job update_job job_rows add_audit audit_rows save_selection selection "
+    "set_marks marks digest"
 ).split():
     setattr(Store, _name, _guarded(getattr(Store, _name)))
 del _name

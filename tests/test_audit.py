@@ -11,7 +11,7 @@ import pytest
 from analytics import audit
 from analytics.access import Actor
 from analytics.errors import ParameterError, StoreError
-from analytics.store import Store
+from analytics.store import SCHEMA_VERSION, Store
 
 HOSTILE = [
     "corpus 'x'); DROP TABLE audit; --",
@@ -91,7 +91,7 @@ def test_a_version_5_store_gains_the_audit_table_and_keeps_its_data(tmp_path):
         old.add_job("project", "{}", "key", "someone", 1.0)
         assert "audit" not in {r[0] for r in old._cur().execute("SHOW TABLES").fetchall()}
     with Store(path) as store:
-        assert store.schema_version() == 6 and len(store.job_rows()) == 1
+        assert store.schema_version() == SCHEMA_VERSION and len(store.job_rows()) == 1
         audit.record(store, "alice", "upload", "corpus 'news'")
         assert [r.target for r in audit.recent(store)] == ["corpus 'news'"]
 

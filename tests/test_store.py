@@ -22,7 +22,7 @@ def unit_vectors(n, d=8, seed=0):
 
 
 def test_fresh_store_is_at_the_current_schema(store):
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     assert store.list_corpora() == []
 
 
@@ -39,7 +39,7 @@ def test_migration_on_open_keeps_data(tmp_path):
             "SELECT * FROM information_schema.tables WHERE table_name='results'"
         ).fetchall()
     with Store(path) as new:
-        assert new.schema_version() == 6
+        assert new.schema_version() == SCHEMA_VERSION
         assert new.texts("kept") == ["a", "b"]
         # v4 backfilled the fingerprint with the value add_corpus computes for the same texts
         new.add_corpus("same texts", make_corpus(["a", "b"]))
@@ -421,3 +421,32 @@ def test_names_are_stripped_on_lookup_as_on_write(store):
     assert store.texts("\tnews") == ["a text", "another text"]
     store.delete_corpus(" news ")
     assert store.list_corpora() == []
+
+
+def test_selections_are_kept_by_id_and_go_with_their_corpus(store):
+    store.add_corpus("c", make_corpus(["a", "b", "c", "d"]))
+    sid = store.save_selection("c", [3, 1, 1])
+    assert store.save_selection("c", [1, 3]) == sid  # same rows, same id
+    name, rows = store.selection(sid)
+    assert name == "c" and rows.tolist() == [1, 3]
+    assert store.selection("nope") is None
+    with pytest.raises(StoreError, match="outside 0..3"):
+        store.save_selection("c", [4])
+    store.rename_corpus("c", "renamed")
+    assert store.selection(sid)[0] == "renamed"
+    store.delete_corpus("renamed")
+    assert store.selection(sid) is None
+
+
+def test_marks_outlive_the_connection_and_can_be_taken_off(tmp_path):
+    path = tmp_path / "marks.duckdb"
+    with Store(path) as s:
+        s.add_corpus("c", make_corpus(["a", "b", "c"]))
+        s.set_marks("c", [0, 2], "reviewed", user="ana")
+        with pytest.raises(StoreError, match="outside"):
+            s.set_marks("c", [-1], "reviewed", user="ana")
+    with Store(path) as s:
+        marks = s.marks("c", "reviewed")
+        assert sorted(marks) == [0, 2] and marks[0][0] == "ana"
+        s.set_marks("c", [0], "reviewed", user="ana", on=False)
+        assert list(s.marks("c", "reviewed")) == [2] and s.marks("c", "flagged") == {}
