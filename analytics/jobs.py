@@ -603,6 +603,8 @@ def _prepare_project(store: Store, params: dict):
         "model_id": request.model_id,
         **request.kwargs(),
     }
+    if request.others:
+        out["others"] = list(request.others)
     return out, request.key
 
 
@@ -628,6 +630,12 @@ def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
     progress = ctx.progress if share == 1.0 else (lambda stage, f: ctx.progress(stage, f * share))
     progress("reading the vectors", 0.0)
     X = shared_cache().vectors(ctx.store, request.name, request.model_id)  # the pages' one copy
+    if request.others:  # a joint map: every corpus's rows, in order (one copy, for this job)
+        import numpy as np
+
+        X = np.concatenate(
+            [X, *(shared_cache().vectors(ctx.store, o, request.model_id) for o in request.others)]
+        )
     if request.method == "pca":  # BLAS does the work and releases the GIL: a thread will do
         proj = project(X, progress=progress, **request.kwargs())
     else:

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -272,6 +273,13 @@ class ProjectionRequest:
     sample_size: int
     device: str
     key: str
+    #: more corpora drawn on the same map (their rows follow ``name``'s, in this order)
+    others: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every corpus on the map, in the order of its rows."""
+        return (self.name, *self.others)
 
     def kwargs(self) -> dict:
         """:func:`project`'s keyword arguments for this request."""
@@ -296,17 +304,22 @@ def projection_request(
     sample_threshold: int = 50_000,
     sample_size: int = 20_000,
     device: str | None = "cpu",
+    others: Sequence[str] = (),
     **params,
 ) -> ProjectionRequest:
-    """Check a map request (parameters by their rules, enough texts) and name its result."""
+    """Check a map request (parameters by their rules, enough texts) and name its result.
+    ``others``: more corpora projected together with ``name`` onto one map (the shift test's F
+    and G on one picture), their rows after ``name``'s."""
     full = _params(method, random_state, params)
-    require_texts(name, store.corpus_info(name).n_docs)
+    others = tuple(dict.fromkeys(o for o in others if o != name))
+    require_texts(name, sum(store.corpus_info(n).n_docs for n in (name, *others)))
     device = device or "cpu"
+    fingerprint = store.corpus_fingerprint(name)
+    if others:  # a joint map is another picture: its key names every corpus's texts, in order
+        fingerprint = "+".join([fingerprint, *(store.corpus_fingerprint(o) for o in others)])
     # the device is in the key: cuML's UMAP on a GPU draws a different picture than umap-learn
-    key = projection_key(
-        store.corpus_fingerprint(name), model_id, method, full, (sample_threshold, sample_size, device)
-    )
-    return ProjectionRequest(name, model_id, method, full, sample_threshold, sample_size, device, key)
+    key = projection_key(fingerprint, model_id, method, full, (sample_threshold, sample_size, device))
+    return ProjectionRequest(name, model_id, method, full, sample_threshold, sample_size, device, key, others)
 
 
 def cached_projection(store, request: ProjectionRequest) -> Projection | None:

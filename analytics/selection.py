@@ -156,10 +156,13 @@ def facet_counts(
     columns: Sequence[str] | None = None,
     top: int = 12,
     max_distinct: int | None = None,
+    include_empty: bool = False,
 ) -> list[Facet]:
     """Per-column counts of ``rows`` (all rows when None), one :class:`Facet` per column, in the
     order given (default: every metadata column). Columns with more than ``max_distinct``
-    distinct values over all rows (free text, ids) are left out when it is given."""
+    distinct values over all rows (free text, ids) are left out when it is given.
+    ``include_empty``: also list values none of ``rows`` has (count 0, after the others, the
+    commonest in the corpus first), so that a bar can be clicked to add them."""
     if top < 1:
         raise ParameterError(f"top must be at least 1, got {top}.")
     if columns is None:
@@ -178,6 +181,9 @@ def facet_counts(
         counts = np.bincount(part, minlength=len(table))
         order = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
         shown = order[:top]
+        if include_empty and len(shown) < top:
+            empty = [int(i) for i in np.argsort(-every, kind="stable") if counts[i] == 0 and every[i] > 0]
+            shown += empty[: top - len(shown)]
         out.append(
             Facet(
                 column=column,

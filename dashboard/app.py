@@ -40,6 +40,11 @@ def gate() -> None:
         signin.sidebar()
 
 
+# A widget's value is forgotten when its page is left; these views are kept for the session
+# (the Map's method, colour and corpora stay as the analyst left them; other pages read them)
+for _key in [k for k in st.session_state if isinstance(k, str) and k.startswith("map_")]:
+    st.session_state[_key] = st.session_state[_key]
+
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("views/upload.py", title="Upload", icon=":material/upload:"),

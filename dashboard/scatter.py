@@ -213,6 +213,7 @@ def build_payload(
     values=None,
     value_name: str = "value",
     highlight=None,
+    highlight_name: str = "search hits",
     title: str = "",
     height: int = 600,
     point_size: float | None = None,
@@ -274,7 +275,7 @@ def build_payload(
     if highlight is not None:
         rows = _highlight_rows(highlight, n)
         buffers["highlight"] = rows
-        header["highlight"] = {"count": len(rows)}
+        header["highlight"] = {"count": len(rows), "name": str(highlight_name)}
     return pack_payload(header, buffers)
 
 
@@ -431,6 +432,7 @@ def scatter_map(
     values=None,
     value_name: str = "value",
     highlight=None,
+    highlight_name: str = "search hits",
     hover: Callable[[int], Mapping[str, Any]] | Sequence[str] | None = None,
     neighbors: Callable[[int], Sequence[int] | Sequence[tuple[int, float]]] | None = None,
     on_click: Callable[[int], None] | None = None,
@@ -444,7 +446,8 @@ def scatter_map(
     Colour: ``codes`` (n integers) with ``categories`` (their labels): the 20 largest get
     distinct colours, the rest grey "other", rare ones drawn on top, a legend with counts; or
     ``values`` (n floats, NaN = missing) on a viridis colour bar named ``value_name``.
-    ``highlight``: search hits (row ids or an n-long boolean mask), drawn on top, others dimmed.
+    ``highlight``: search hits (row ids or an n-long boolean mask), drawn on top, others dimmed;
+    the legend names them ``highlight_name``.
     ``hover``: a row's text and metadata, asked for only when the pointer rests on it: a
     callable ``row -> {"text": ..., field: value, ...}``, or a sequence of texts. ``neighbors``:
     ``row -> row ids`` (or ``(row id, similarity)`` pairs), shown and highlighted on a click.
@@ -459,6 +462,7 @@ def scatter_map(
         values=values,
         value_name=value_name,
         highlight=highlight,
+        highlight_name=highlight_name,
         title=title,
         height=height,
         point_size=point_size,

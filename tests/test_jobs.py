@@ -445,3 +445,23 @@ def test_an_outliers_job_ranks_as_find_outliers_does_and_caches_it(ex):
     assert ex.submit("outliers", request).id == job.id
     with pytest.raises(ParameterError, match="by"):
         ex.submit("outliers", {**request, "by": "vibes"})
+
+
+def test_several_corpora_on_one_map_are_projected_together(ex):
+    """A joint map (the shift test's F and G on one picture): its rows are each corpus's in
+    order, its key differs from either corpus's own map, and PCA of the stacked vectors is what
+    the job drew."""
+    from analytics.projection import cached_projection, project, projection_request
+
+    _corpus(ex.store, "other", 120, seed=1)
+    job = ex.submit("project", {**PCA, "others": ["other", "small"]})  # "small" itself is dropped
+    _until(lambda: ex.get(job.id).state == "done", "the joint map is drawn")
+    request = projection_request(ex.store, "small", "m", "pca", others=["other"])
+    assert request.names == ("small", "other")
+    assert request.key != projection_request(ex.store, "small", "m", "pca").key
+    coords = cached_projection(ex.store, request).coords
+    assert coords.shape == (420, 2)
+    X = np.concatenate([_vectors(300), _vectors(120, seed=1)])
+    expected = project(X, method="pca").coords
+    assert np.allclose(np.abs(coords), np.abs(expected), atol=1e-4)
+    assert cached_projection(ex.store, projection_request(ex.store, "small", "m", "pca")) is None

@@ -12,6 +12,7 @@ the page lists and saves.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -127,6 +128,11 @@ def map_store(tmp_path_factory):
         s.add_corpus("c", Corpus(texts, meta, "text", "test"), label_column="label")
         import_vectors(s, "c", X, DEFAULT_MODEL)
         coords = np.asarray(corpus_projection(s, "c", DEFAULT_MODEL, "pca").coords)
+        # a second corpus to draw on the same map: 40 texts near cluster 0
+        s.add_corpus(
+            "d", Corpus([f"other text {i}" for i in range(40)], [{"label": "D"}] * 40, "text", "test")
+        )
+        import_vectors(s, "d", X[:40] + 0.01, DEFAULT_MODEL)
     for copy in ("server", "lasso"):  # AppTest keeps its file open in this process: servers get their own
         shutil.copy(path, d / f"{copy}.duckdb")
     return {
@@ -188,8 +194,13 @@ def test_map_page_sends_the_projection_with_its_title_legend_and_caption(open_ma
     subtitle = f"corpus: c · model: {DEFAULT_MODEL} · n = {sum(SIZES)} · PCA"
     assert any(c.startswith(subtitle) for c in captions), captions
     assert "Drag a box or lasso on the map to select texts" in captions[-1]
-    assert at.session_state["selection"] == {"corpus": "c", "rows": []}
+    assert at.session_state["_selections"]["c"].is_everything
     assert [e.label for e in at.expander] == ["Export this chart"]
+    # beside the map: counts of the label, every value of it, largest first
+    facet = at.selectbox(key="map_facet")
+    assert facet.value == "label" and facet.options == ["label", "year", "source"]
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [b["x"] for b in bars] == [sorted(SIZES, reverse=True)]
 
 
 def test_colour_by_depth_a_number_or_a_text_column_and_search_hits(open_map, map_store):
@@ -221,7 +232,9 @@ def test_colour_by_depth_a_number_or_a_text_column_and_search_hits(open_map, map
     _, header, buffers = _map(at)
     want = [i for i, t in enumerate(map_store["texts"]) if "of cluster 3" in t]
     assert len(want) == SIZES[3] and buffers["highlight"].tolist() == want
-    assert any(f"{len(want):,} texts contain the search text" in c.value for c in at.caption)
+    assert header["highlight"]["name"] == "search hits"
+    assert f"**{len(want):,} of {sum(SIZES):,} texts selected**" in [m.value for m in at.markdown]
+    assert at.query_params["q"] == "OF CLUSTER 3"
 
 
 def test_a_selection_in_the_map_becomes_the_shared_selection_table_and_a_new_corpus(open_map, map_store):
@@ -236,8 +249,11 @@ def test_a_selection_in_the_map_becomes_the_shared_selection_table_and_a_new_cor
     }
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state["selection"] == {"corpus": "c", "rows": rows}  # sorted, in range
+    assert at.session_state["_selections"]["c"].rows == tuple(rows)  # sorted, in range
     assert [h.value for h in at.subheader] == ["4 selected texts"]
+    assert _map(at)[2]["highlight"].tolist() == rows and _map(at)[1]["highlight"]["name"] == "selected"
+    sid = at.query_params["sel"]  # the link names the selection, saved in the store
+    assert executor_for(map_store["path"]).store.selection(sid)[1].tolist() == rows
     table = at.dataframe[0].value
     assert table["row"].tolist() == rows
     assert table["text"].tolist() == [map_store["texts"][i] for i in rows]
@@ -246,10 +262,37 @@ def test_a_selection_in_the_map_becomes_the_shared_selection_table_and_a_new_cor
     next(b for b in at.button if b.label == "Save selection").click().run()
     assert any("Saved 4 texts as c picked" in s.value.replace("\\", "") for s in at.success)
     assert executor_for(map_store["path"]).store.texts("c picked") == [map_store["texts"][i] for i in rows]
-    # another colouring is another map: its selection starts empty, as its drawing does
+    # another colouring keeps the selection (it is the session's, not the drawing's)
     at.selectbox(key="map_color").set_value("source").run()
-    assert at.session_state["selection"] == {"corpus": "c", "rows": []}
-    assert not at.subheader
+    assert [h.value for h in at.subheader] == ["4 selected texts"]
+    assert _map(at)[2]["highlight"].tolist() == rows
+    # a filter narrows it: the lasso and label = b must both hold
+    b_rows = [r for r in rows if map_store["meta"][r]["label"] == LABELS[1]]
+    assert b_rows and len(b_rows) < len(rows)
+    at.query_params["filter"] = json.dumps({"label": [LABELS[1]]})
+    at.session_state["_selections"] = {}  # a fresh session opening the link
+    at.run()
+    assert at.session_state["_selections"]["c"].rows == tuple(rows)
+    assert _map(at)[2]["highlight"].tolist() == b_rows
+    assert [h.value for h in at.subheader] == [f"{len(b_rows)} selected texts"]
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert not at.subheader and "sel" not in at.query_params and _map(at)[1]["highlight"] is None
+
+
+def test_other_corpora_are_drawn_on_the_same_map_coloured_by_corpus(open_map, map_store):
+    at = open_map()
+    assert "d" in at.multiselect(key="map_others").options  # every corpus embedded with the model
+    at.multiselect(key="map_others").set_value(["d"]).run()
+    settle(at, map_store["path"])  # the joint map is a job of its own
+    _, header, buffers = _map(at)
+    n = sum(SIZES)
+    assert header["n"] == n + 40 and header["title"] == "c vs d: PCA map"
+    assert at.selectbox(key="map_color").value == "corpus"
+    assert [(e["label"], e["count"]) for e in header["legend"]] == [("c", n), ("d", 40)]
+    assert buffers["codes"][:n].tolist() == [0] * n and buffers["codes"][n:].tolist() == [1] * 40
+    at.selectbox(key="map_color").set_value("label").run()
+    _, header, _ = _map(at)
+    assert {e["label"] for e in header["legend"]} == {*LABELS, "D"}
 
 
 # ---------------------------------------------------------------- slow: server + Chromium
@@ -359,6 +402,28 @@ def test_a_click_lists_the_nearest_texts_by_cosine(map_server, map_store, browse
 
 
 @pytest.mark.slow
+def test_a_click_on_a_count_bar_filters_the_map_and_a_second_click_removes_it(map_server, map_store, browser):
+    page, errors = _open(browser, map_server)
+    bars = page.locator('[data-testid="stPlotlyChart"] .bars .point path')
+    bars.first.wait_for(timeout=30_000)
+    assert bars.count() == len(LABELS)
+    box = bars.nth(1).bounding_box()  # the second largest label; plotly's drag layer takes the click
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    heading = page.get_by_role("heading", name="selected texts")
+    heading.wait_for(timeout=60_000)
+    assert heading.inner_text() == f"{SIZES[1]} selected texts"
+    page.wait_for_function(
+        f"() => {{ const h = {HANDLE}; return h && h.view.header.highlight && h.view.header.highlight.count === {SIZES[1]}; }}",
+        timeout=30_000,
+    )
+    assert "label=" not in page.url and "filter=" in page.url
+    page.get_by_role("button", name=f"✕ label = {LABELS[1]}").click()
+    heading.wait_for(state="detached", timeout=60_000)
+    assert not errors
+    page.close()
+
+
+@pytest.mark.slow
 def test_a_lasso_selects_exactly_the_rows_inside_it_and_they_can_be_saved(map_store, browser):
     """Its own server on a copy of the store: the saved corpus is read back once it stops."""
     from conftest import streamlit_server
@@ -422,3 +487,19 @@ def test_export_builds_the_plotly_figure_only_when_asked_and_it_carries_the_titl
     assert "c: PCA map" in svg and f"corpus: c · model: {DEFAULT_MODEL} · n = {sum(SIZES)} · PCA" in svg
     assert "src-0" in svg and "showing a random" not in svg  # coloured by source; every point drawn
     assert [b.label for b in at.get("download_button")] == ["Download PNG", "Download SVG"]
+
+
+def test_leaving_the_map_keeps_its_method_colour_and_selection(open_map, map_store):
+    at = open_map()
+    at.selectbox(key="map_color").set_value("source").run()
+    at.text_input(key="map_search").input("cluster 2").run()
+    at.switch_page("views/home.py").run()
+    for k in list(at.query_params):  # a page link carries no view parameters
+        del at.query_params[k]
+    at.switch_page("views/map.py").run()
+    settle(at, map_store["path"])
+    assert at.selectbox(key="map_color").value == "source"
+    assert at.radio(key="map_method").value == "pca"
+    assert at.text_input(key="map_search").value == "cluster 2"
+    assert at.session_state["_selections"]["c"].search == "cluster 2"
+    assert f"**{SIZES[2]} of {sum(SIZES)} texts selected**" in [m.value for m in at.markdown]

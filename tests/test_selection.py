@@ -64,6 +64,9 @@ def test_facet_counts_of_a_selection_and_of_all_rows():
     top1 = facet_counts(META, None, columns=["intent"], top=1)[0]
     assert top1.values == (("refund", 2),) and top1.other == 3 and top1.distinct == 4
     assert [f.column for f in facet_counts(META, max_distinct=3)] == ["domain"]
+    (with_empty,) = facet_counts(META, [1], columns=["intent"], include_empty=True)
+    assert with_empty.values == (("greet", 1), ("refund", 0), ("declined", 0), ("oos", 0))
+    assert with_empty.totals == (1, 2, 1, 1) and with_empty.distinct == 1
     with pytest.raises(ParameterError):
         facet_counts(META, top=0)
 

@@ -423,7 +423,7 @@ class MapView {
       if (h.value.missing) item(h.other_color, 'missing', h.value.missing, 'exs-other');
     }
     if (h.highlight) {
-      const row = item('transparent', 'search hits', h.highlight.count, 'exs-hits');
+      const row = item('transparent', h.highlight.name || 'search hits', h.highlight.count, 'exs-hits');
       row.firstChild.classList.add('exs-swatch-ring');
     }
     legend.hidden = legend.childElementCount === 0;
