@@ -15,10 +15,10 @@ from .errors import ParameterError
 from .store import Store
 
 
-def _depth_row(rank: int, i: int, texts, metadata, depths, pct) -> dict:
+def _depth_row(rank: int, i: int, texts, metadata, depths, pct, row_ids=None) -> dict:
     return {
         "rank": rank,
-        "row": int(i),
+        "row": int(i if row_ids is None else row_ids[i]),
         "depth": round(float(depths[i]), 6),
         "percentile": round(float(pct[i]), 2),
         "text": texts[i],
@@ -26,11 +26,15 @@ def _depth_row(rank: int, i: int, texts, metadata, depths, pct) -> dict:
     }
 
 
-def depth_rows(texts, metadata, depths, *, head: int | None = None, tail: int | None = None) -> list[dict]:
+def depth_rows(
+    texts, metadata, depths, *, head: int | None = None, tail: int | None = None, row_ids=None
+) -> list[dict]:
     """One row per text, most representative first: rank, depth, percentile, text, metadata.
 
     ``head`` and ``tail`` bound it: only the ``head`` most representative and the ``tail``
     most outlying texts (each row once when they overlap); either alone keeps just that end.
+    ``row_ids``: the corpus row of each text, when they are a selection of a corpus (the
+    "row" column then names the corpus's rows).
     """
     pct = depth_percentile(depths)
     order = depth_order(depths)
@@ -41,7 +45,7 @@ def depth_rows(texts, metadata, depths, *, head: int | None = None, tail: int | 
         first = min(max(int(head or 0), 0), n)
         last = max(n - max(int(tail or 0), 0), first)
         ranks = [*range(first), *range(last, n)]
-    return [_depth_row(r + 1, order[r], texts, metadata, depths, pct) for r in ranks]
+    return [_depth_row(r + 1, order[r], texts, metadata, depths, pct, row_ids) for r in ranks]
 
 
 def _column_names(metadata) -> list[str]:
@@ -53,11 +57,11 @@ def _column_names(metadata) -> list[str]:
     return list(keys)
 
 
-def depth_csv(texts, metadata, depths, *, chunk_rows: int = 50_000) -> bytes:
+def depth_csv(texts, metadata, depths, *, chunk_rows: int = 50_000, row_ids=None) -> bytes:
     """Every row of :func:`depth_rows` as UTF-8 CSV, built ``chunk_rows`` rows at a time.
 
     Columns: rank, row, depth, percentile, text, then each metadata column in order of first
-    appearance (a row without one leaves it empty)."""
+    appearance (a row without one leaves it empty). ``row_ids``: as for :func:`depth_rows`."""
     pct = depth_percentile(depths)
     order = depth_order(depths)
     fields = list(dict.fromkeys(["rank", "row", "depth", "percentile", "text", *_column_names(metadata)]))
@@ -67,7 +71,7 @@ def depth_csv(texts, metadata, depths, *, chunk_rows: int = 50_000) -> bytes:
     for start in range(0, order.size, chunk_rows):
         stop = min(start + chunk_rows, order.size)
         writer.writerows(
-            _depth_row(r + 1, order[r], texts, metadata, depths, pct) for r in range(start, stop)
+            _depth_row(r + 1, order[r], texts, metadata, depths, pct, row_ids) for r in range(start, stop)
         )
     return buf.getvalue().encode("utf-8")
 

@@ -503,3 +503,29 @@ def test_leaving_the_map_keeps_its_method_colour_and_selection(open_map, map_sto
     assert at.text_input(key="map_search").value == "cluster 2"
     assert at.session_state["_selections"]["c"].search == "cluster 2"
     assert f"**{SIZES[2]} of {sum(SIZES)} texts selected**" in [m.value for m in at.markdown]
+
+
+def test_a_selection_made_on_the_map_scopes_the_depth_page(open_map, map_store):
+    from analytics import tte_depth
+
+    at = open_map()
+    el, _, _ = _map(at)
+    rows = list(range(SIZES[0], SIZES[0] + SIZES[1]))  # cluster 1, as a lasso round it would
+    at.session_state[el.key] = {"selection": {"rows": rows, "mode": "lasso", "seq": 1}}
+    at.run()
+    at.switch_page("views/depth.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"Scoped to the selection: {len(rows)} of {sum(SIZES)} texts" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    X = map_store["X"]
+    within = tte_depth(X[rows])
+    assert sorted(table["row"].tolist()) == rows  # every selected text, and only those
+    by_row = dict(zip(table["row"], table["depth"], strict=True))
+    assert np.allclose([by_row[r] for r in rows], within, atol=1e-5)
+    assert at.subheader[0].value == "The median text: the most representative of the selection"
+    at.radio(key="depth_within").set_value("the whole corpus").run()
+    table = at.dataframe[0].value
+    by_row = dict(zip(table["row"], table["depth"], strict=True))
+    assert np.allclose([by_row[r] for r in rows], tte_depth(X)[rows], atol=1e-5)
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert len(at.dataframe[0].value) == sum(SIZES)
