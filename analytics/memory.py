@@ -174,6 +174,17 @@ class Metadata(Sequence):
         table[-1] = default
         return table[col.codes].tolist()  # code -1 picks the default
 
+    def coded(self, name: str) -> tuple[np.ndarray, list] | None:
+        """A column held as codes: (int32 codes, -1 where a row lacks it; its distinct values),
+        without a list per row; None when the column is not coded (many distinct values, or
+        floats) or absent. Read-only views of what is held."""
+        col = self._columns.get(name)
+        if col is None or col.codes is None:
+            return None
+        codes = col.codes.view()
+        codes.flags.writeable = False
+        return codes, list(col.values)
+
     def _row(self, i: int) -> dict:
         out = {}
         for k, col in self._columns.items():

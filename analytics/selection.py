@@ -101,10 +101,17 @@ def search_rows(texts: Sequence[str], query: str) -> np.ndarray:
 def column_keys(metadata, column: str) -> tuple[np.ndarray, list[str]]:
     """A column as integer codes into a list of its distinct values as text (see
     :func:`cell_key`), so that counting and filtering a million rows is array work."""
+    held = metadata.coded(column) if hasattr(metadata, "coded") else None
+    if held is not None:  # a million labelled rows: array work on the codes the cache holds
+        codes, values = held
+        table: dict[str, int] = {}
+        remap = np.array([table.setdefault(cell_key(v), len(table)) for v in values] + [-1], dtype=np.int32)
+        remap[-1] = table.setdefault(MISSING, len(table)) if (codes < 0).any() else -1
+        return remap[codes], list(table)
     cells = (
         metadata.column(column, None) if hasattr(metadata, "column") else [m.get(column) for m in metadata]
     )
-    table: dict[str, int] = {}
+    table = {}
     codes = np.fromiter((table.setdefault(cell_key(v), len(table)) for v in cells), np.int32, len(cells))
     return codes, list(table)
 

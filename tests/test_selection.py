@@ -93,3 +93,14 @@ def test_search_is_a_case_blind_substring(texts, q):
     hits = search_rows(texts, q).tolist()
     assert hits == [i for i, t in enumerate(texts) if q.casefold() in t.casefold()]
     assert np.all(np.diff(hits) > 0)
+
+
+@given(st.lists(st.sampled_from(["a", "b", 1, 1.0, True, None, "missing"]), min_size=1, max_size=40))
+def test_coded_columns_count_as_plain_lists_do(cells):
+    """The fast path over the cache's codes gives the same keys as the row-by-row one."""
+    from analytics.selection import column_keys
+
+    meta = [{} if v == "missing" else {"c": v} for v in cells]
+    fast_codes, fast_table = column_keys(Metadata(meta), "c")
+    slow_codes, slow_table = column_keys(meta, "c")
+    assert [fast_table[c] for c in fast_codes] == [slow_table[c] for c in slow_codes]

@@ -46,7 +46,7 @@ from analytics.figures import map_figure, plotly_text
 from analytics.params import RULES
 from analytics.projection import cached_projection, projection_request
 from analytics.retrieval import row_neighbours, row_norms
-from analytics.selection import Selection, facet_counts
+from analytics.selection import Selection, column_keys, facet_counts
 from analytics.tables import metadata_columns, save_subset
 
 NEIGHBOURS = 10  # shown on a click
@@ -63,6 +63,12 @@ def colour_column(path: str, name: str, fp: str, column: str):
     column: ``("values", float32 with NaN where missing)`` when every value present is a
     number, else ``("codes", int32 codes, categories)`` (missing values are the category "")."""
     _, metadata = vector_cache().corpus(get_store(path), name)
+    held = metadata.coded(column)
+    if held is not None:  # labels held as codes by the cache: no list of a million cells
+        distinct = [v for v in held[1] if v is not None]
+        if not distinct or not all(isinstance(v, int) and not isinstance(v, bool) for v in distinct):
+            codes, categories = column_keys(metadata, column)
+            return "codes", codes, categories
     cells = metadata.column(column, None)
     present = [v for v in cells if v is not None]
     if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
