@@ -76,7 +76,19 @@ def _is_damage(exc: BaseException) -> bool:
     """Whether a DuckDB error says the file is damaged (rather than a query being wrong)."""
     import duckdb
 
+    if isinstance(exc, duckdb.OutOfMemoryException):  # a limit reached, whatever the message says
+        return False
     return isinstance(exc, duckdb.Error) and any(m in str(exc).lower() for m in _DAMAGE_MARKERS)
+
+
+def _out_of_memory(exc: BaseException) -> StoreError:
+    """DuckDB reached its memory limit: a limit to raise, not a damaged file."""
+    limit = os.environ.get("EMBEX_DUCKDB_MEMORY", "1GB")
+    return StoreError(
+        f"The store ran out of memory ({str(exc).splitlines()[0][:200]}); DuckDB may use {limit} "
+        "(EMBEX_DUCKDB_MEMORY). Raise that limit, or free memory, and try again. Nothing in the "
+        "store was changed."
+    )
 
 
 def _lookup_name(name):
@@ -562,11 +574,15 @@ class Store:
         problems: list[str] = []
         try:
             tables = self._tables(cur)
+        except duckdb.OutOfMemoryException as exc:
+            raise _out_of_memory(exc) from None
         except duckdb.Error as exc:
             return [f"the list of tables could not be read: {exc}"]
         for table, columns in tables:
             try:
                 n = int(cur.execute('SELECT count(*) FROM "' + table + '"').fetchall()[0][0])
+            except duckdb.OutOfMemoryException as exc:
+                raise _out_of_memory(exc) from None
             except duckdb.Error as exc:
                 problems.append(f"table {table}: its rows could not be counted: {exc}")
                 if report is not None:
@@ -587,6 +603,8 @@ class Store:
                     cur.execute(
                         "SELECT " + exprs + " FROM (SELECT " + names + ' FROM "' + table + '"' + limit + ")"
                     ).fetchall()
+                except duckdb.OutOfMemoryException as exc:
+                    raise _out_of_memory(exc) from None
                 except duckdb.Error as exc:
                     what = "table " + table if quick else "column " + table + "." + group[0][0]
                     problems.append(f"{what} could not be read: {exc}")
@@ -1498,6 +1516,8 @@ def _guarded(method):
 
         try:
             return method(self, *args, **kwargs)
+        except duckdb.OutOfMemoryException as exc:
+            raise _out_of_memory(exc) from None
         except duckdb.Error as exc:
             if not _is_damage(exc):
                 raise

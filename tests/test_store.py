@@ -450,3 +450,23 @@ def test_marks_outlive_the_connection_and_can_be_taken_off(tmp_path):
         assert sorted(marks) == [0, 2] and marks[0][0] == "ana"
         s.set_marks("c", [0], "reviewed", user="ana", on=False)
         assert list(s.marks("c", "reviewed")) == [2] and s.marks("c", "flagged") == {}
+
+
+def test_running_out_of_memory_is_a_limit_to_raise_not_damage(tmp_path, monkeypatch):
+    from analytics import import_vectors
+
+    path = tmp_path / "oom.duckdb"
+    n = 8_000
+    with Store(path) as s:
+        s.add_corpus("big", make_corpus([f"t{i}" for i in range(n)]))
+        import_vectors(s, "big", np.random.default_rng(0).normal(size=(n, 384)).astype(np.float32), "m")
+        before = s.digest()
+    monkeypatch.setenv("EMBEX_DUCKDB_MEMORY", "1MB")
+    with pytest.raises(
+        StoreError, match="ran out of memory.*EMBEX_DUCKDB_MEMORY.*Nothing in the store was changed"
+    ):
+        with Store(path) as s:
+            s.vectors("big", "m")
+    monkeypatch.delenv("EMBEX_DUCKDB_MEMORY")
+    with Store(path) as s:  # not marked damaged: it opens and reads as before
+        assert s.digest() == before and s.vectors("big", "m").shape == (n, 384)
