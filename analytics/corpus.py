@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -640,16 +641,14 @@ def _choose_text_column(columns, rows, text_column, label, notes) -> str:
     lower = {str(c).lower(): c for c in columns}
     for candidate in _TEXT_NAMES:
         if candidate in lower:
-            notes.append(f"Using column {lower[candidate]!r} as the text (pass text_column= to change).")
+            notes.append(f"Using column {lower[candidate]!r} as the text.")
             return lower[candidate]
     sample = rows[:_SAMPLE_ROWS]
     lengths = {c: np.mean([len(r[c]) if isinstance(r.get(c), str) else 0 for r in sample]) for c in columns}
     best = max(lengths, key=lengths.get)
     if lengths[best] == 0:
         raise CorpusError(f"{label} has no column of text; name one with text_column=.")
-    notes.append(
-        f"Using column {best!r}, the one with the longest strings, as the text (pass text_column= to change)."
-    )
+    notes.append(f"Using column {best!r}, the one with the longest strings, as the text.")
     return best
 
 
@@ -932,6 +931,9 @@ class ColumnarCorpus:
     """Characters of the texts and of the metadata values that are strings (the data kept)."""
     head: list[tuple[str, dict]] = field(repr=False)
     """The first rows, ``(text, metadata)``, the metadata as stored (JSON types)."""
+    column_summaries: dict[str, ColumnSummary] = field(default_factory=dict, repr=False)
+    """Per metadata column, its filled rows and distinct values over every row read (for
+    :func:`label_columns`)."""
 
     def __len__(self) -> int:
         return self.n_docs
@@ -1005,6 +1007,7 @@ def read_columnar(
     head: list[tuple[str, dict]] = []
     keys: dict[str, None] = {}
     n_meta = chars = 0
+    values = _ColumnCounter()
     try:
         with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             for chunk in stream:
@@ -1014,6 +1017,7 @@ def read_columnar(
                 for m in metadata[: 1000 - n_meta]:
                     keys.update(dict.fromkeys(m))
                 n_meta = min(1000, n_meta + len(metadata))
+                values.update(metadata)
                 chars += sum(map(len, texts)) + sum(
                     len(v) for m in metadata for v in m.values() if type(v) is str
                 )
@@ -1044,7 +1048,144 @@ def read_columnar(
         notes=list(stream.notes),
         chars=chars,
         head=head,
+        column_summaries=values.summaries(),
     )
+
+
+# --- label columns: guessed by how many distinct values a column holds -------------------------
+
+#: distinct values counted per column, at most: a column with more is no label (no map can show
+#: that many colours, no test compares that many groups)
+LABEL_MAX_VALUES = 1000
+#: names tried first, in this order, among the columns that pass the cardinality test
+_LABEL_NAMES = (
+    "label",
+    "labels",
+    "category",
+    "class",
+    "topic",
+    "intent",
+    "sentiment",
+    "genre",
+    "tag",
+    "type",
+)
+#: id-like names (``id``, ``doc_id``, ``index``, ``uuid``, ``docId``...): never labels
+_ID_NAME = re.compile(r"(?:^|[\W_])(?:id|ids|idx|index|uuid|guid|key|hash|row|line|position)$", re.IGNORECASE)
+_CAMEL_ID = re.compile(r"[a-z0-9]Id$")
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """One metadata column over a corpus: how many rows hold a value (not missing, not the empty
+    string), how many distinct values there are (counted up to :data:`LABEL_MAX_VALUES` + 1),
+    and whether every value was a string or a boolean."""
+
+    n_filled: int
+    """Rows with a value (counted until the column had more than LABEL_MAX_VALUES distinct)."""
+    n_distinct: int
+    categorical: bool
+    """True when no value was a number, list or object (strings and booleans only)."""
+
+
+class _ColumnCounter:
+    """Distinct values per metadata column, a chunk of rows at a time (a column's values gathered
+    into one list, then counted by C-level set and list operations: no per-cell Python branch).
+    A column with more than LABEL_MAX_VALUES distinct values is no label: it is dropped from
+    the count once it has that many, so it costs a bounded set however many rows go by."""
+
+    def __init__(self):
+        self.filled: dict[str, int] = {}
+        self.seen: dict[str, set] = {}
+        self.other: set[str] = set()
+        self.full: set[str] = set()
+
+    def update(self, metadata: list[dict]) -> None:
+        cap = LABEL_MAX_VALUES + 1
+        for key in dict.fromkeys(chain.from_iterable(metadata)):
+            if key in self.full:
+                continue
+            values = [m.get(key) for m in metadata]
+            try:
+                distinct = set(values)
+            except TypeError:  # lists or objects: never a label
+                self.other.add(key)
+                self.full.add(key)
+                self.seen.setdefault(key, set())
+                continue
+            distinct.discard(None)
+            distinct.discard("")
+            self.filled[key] = self.filled.get(key, 0) + len(values) - values.count(None) - values.count("")
+            if any(type(v) is not str and type(v) is not bool for v in distinct):
+                self.other.add(key)
+            seen = self.seen.setdefault(key, set())
+            seen |= distinct
+            if len(seen) >= cap:
+                self.seen[key] = set(islice(seen, cap))
+                self.full.add(key)
+
+    def summaries(self) -> dict[str, ColumnSummary]:
+        return {
+            k: ColumnSummary(self.filled.get(k, 0), len(seen), k not in self.other)
+            for k, seen in self.seen.items()
+        }
+
+
+def summarize_columns(metadata: Iterable[dict]) -> dict[str, ColumnSummary]:
+    """The :class:`ColumnSummary` of every metadata column of these rows."""
+    counter = _ColumnCounter()
+    counter.update(metadata)
+    return counter.summaries()
+
+
+def label_limit(n_rows: int) -> int:
+    """The most distinct values a label column of a corpus of ``n_rows`` texts may have:
+    max(50, 1% of the rows), and never more than :data:`LABEL_MAX_VALUES`."""
+    return min(max(50, n_rows // 100), LABEL_MAX_VALUES)
+
+
+def is_id_name(column: str) -> bool:
+    """Whether a column's name says it identifies rows (``id``, ``doc_id``, ``index``, ``docId``...)."""
+    return bool(_ID_NAME.search(column) or _CAMEL_ID.search(column))
+
+
+def label_columns(
+    summaries: dict[str, ColumnSummary], n_rows: int, *, text_column: str | None = None
+) -> list[str]:
+    """The metadata columns that look like labels, best guess first.
+
+    A label column holds few distinct values relative to the rows: 2 to :func:`label_limit`
+    (max(50, 1% of rows)), each value on about two rows or more (distinct at most half the
+    filled rows), filled in at least half the rows; its values are strings or booleans (numbers
+    too when the column has a usual label name, such as AG News's 1..4 ``label``). The text
+    column and id-like names never qualify. Order: usual label names first (label, category,
+    class, topic, intent, ...: CLINC150's ``intent`` before its ``domain``), then the others by
+    their number of distinct values, most first (a finer grouping), ties in column order.
+    """
+    limit = label_limit(n_rows)
+    named = {name: i for i, name in enumerate(_LABEL_NAMES)}
+    found = []
+    for order, (column, summary) in enumerate(summaries.items()):
+        rank = named.get(str(column).lower())
+        if column == text_column or is_id_name(str(column)):
+            continue
+        if not summary.categorical and rank is None:
+            continue
+        k = summary.n_distinct
+        if not (2 <= k <= limit and 2 * k <= summary.n_filled and 2 * summary.n_filled >= n_rows):
+            continue
+        found.append(((0, rank, 0, order) if rank is not None else (1, 0, -k, order), column))
+    return [column for _, column in sorted(found)]
+
+
+def label_candidates(corpus) -> list[str]:
+    """:func:`label_columns` of a :class:`Corpus` (its metadata counted now) or a
+    :class:`ColumnarCorpus` (counted while it was read)."""
+    if isinstance(corpus, ColumnarCorpus):
+        summaries = corpus.column_summaries
+    else:
+        summaries = summarize_columns(corpus.metadata)
+    return label_columns(summaries, len(corpus), text_column=corpus.text_column)
 
 
 # --- precomputed vectors -----------------------------------------------------------------------

@@ -71,9 +71,13 @@ def get_embedder(model: str | None, device: str, precision: str = "auto") -> Emb
 @st.cache_data(show_spinner=False, ttl=5)
 def _complete_key(path: str, name: str, fp: str, chosen: str | None) -> str | None:
     s = get_store(path)
-    if chosen and s.model_dim(chosen) and s.embedded_count(name, chosen) >= s.corpus_info(name).n_docs:
+    n_docs = s.corpus_info(name).n_docs
+    if chosen and s.model_dim(chosen) and s.embedded_count(name, chosen) >= n_docs:
         return chosen
-    return stored_model_id(s, name, model_source(chosen)[0] if chosen else None)
+    key = stored_model_id(s, name, model_source(chosen)[0] if chosen else None)
+    if key is None and not chosen:  # vectors uploaded or imported for it under a name of their own
+        key = next((m for m in s.model_ids() if s.embedded_count(name, m) >= n_docs), None)
+    return key
 
 
 def model_id() -> str:

@@ -496,3 +496,122 @@ def test_limits_must_be_positive_integers_or_none(tmp_path):
 
     with pytest.raises(ParameterError, match="max_rows must be a positive integer"):
         load_corpus(b"text\na\n", name="x.csv", max_rows=0)
+
+
+# --- label columns guessed by cardinality (issue 14) -------------------------------------------
+
+from analytics.corpus import (  # noqa: E402
+    LABEL_MAX_VALUES,
+    label_candidates,
+    label_columns,
+    label_limit,
+    read_columnar,
+    summarize_columns,
+)
+
+FIXTURES = HOSTILE.parent
+
+
+def test_clinc150_intent_and_domain_are_label_candidates_intent_first(tmp_path):
+    path = FIXTURES / "clinc150_upload.csv"  # 200 queries: 21 intents in 11 domains (oos included)
+    loaded = load_corpus(path)
+    columnar = read_columnar(path, tmp_path / "c.arrow", chunk_rows=7)  # counted over 29 chunks
+    assert label_candidates(loaded) == label_candidates(columnar) == ["intent", "domain"]
+    assert columnar.column_summaries["intent"].n_distinct == 21
+    assert columnar.column_summaries["domain"].n_distinct == 11
+
+
+def test_the_sample_and_sib200_labels_are_guessed_and_ids_never(tmp_path, sample_rows):
+    news = read_columnar(FIXTURES.parent.parent / "sample_data" / "ag_news.csv", tmp_path / "n.arrow")
+    assert label_candidates(news) == ["label"]
+    sib = read_columnar(FIXTURES / "sib200_languages.tsv", tmp_path / "s.arrow")
+    # 300 sentences: 7 topics, 20 languages; index_id repeats across languages but is an id
+    assert label_candidates(sib) == ["category", "language"]
+
+
+def test_inferred_text_column_notes_speak_no_keyword_arguments(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("id,body_of_post\n1,a long enough post about things\n2,another long post here\n")
+    for c in (load_corpus(path), load_corpus(FIXTURES / "clinc150_upload.csv")):
+        assert c.notes and not any("text_column=" in n or "pass " in n for n in c.notes), c.notes
+
+
+def test_a_label_needs_repeats_and_filled_rows_and_strings():
+    rows = [
+        {"pair": f"p{i // 2}", "half": "xxyyy"[i] if i < 5 else "", "n": i % 3, "label": i % 3}
+        for i in range(10)
+    ]
+    summaries = summarize_columns(rows)
+    assert summaries["half"].n_filled == 5 and summaries["n"].categorical is False
+    # pair: 5 distinct in 10 rows (each twice) passes; half: filled in half the rows passes;
+    # n: integers under a plain name do not; label: integers under a label name do
+    assert label_columns(summaries, 10) == ["label", "pair", "half"]
+    assert label_columns(summarize_columns(rows[:9]), 9) == ["label", "half"]  # 5 pairs in 9 rows: no
+    assert label_columns(summarize_columns([{"c": "a"}] * 10), 10) == []  # one value is no label
+    lists = summarize_columns([{"tags": ["a"]}, {"tags": ["a"]}, {"tags": ["b"]}, {"tags": ["b"]}])
+    assert label_columns(lists, 4) == []  # lists are never labels (and do not raise)
+
+
+def test_distinct_values_are_counted_up_to_a_cap():
+    rows = [{"u": f"v{i % (LABEL_MAX_VALUES + 500)}"} for i in range(3 * LABEL_MAX_VALUES)]
+    assert summarize_columns(rows)["u"].n_distinct == LABEL_MAX_VALUES + 1
+    assert label_limit(10) == 50 and label_limit(23_700) == 237 and label_limit(10**9) == LABEL_MAX_VALUES
+
+
+_names = st.sampled_from(
+    ["label", "category", "intent", "domain", "group", "tag", "doc_id", "index", "id", "x"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    specs=st.lists(
+        st.tuples(
+            _names,
+            st.one_of(st.integers(1, 12), st.integers(1, 120)),
+            st.one_of(st.just(1.0), st.floats(0, 1)),
+            st.sampled_from(["str", "str", "int", "float"]),
+        ),
+        min_size=1,
+        max_size=5,
+        unique_by=lambda s: s[0],
+    ),
+    chunk=st.integers(1, 500),
+)
+def test_label_guess_is_the_rule_whatever_the_columns_and_chunks(n, specs, chunk):
+    """Every column the guess returns obeys the rule (2..max(50, 1% of rows) distinct values,
+    each on two rows on average, filled in half the rows, strings unless named like a label, no
+    id-like name), every column that obeys it is returned, named ones first, and counting in
+    chunks (as an upload is read) gives the same answer as counting all rows at once."""
+    rows = []
+    for i in range(n):
+        row = {}
+        for name, k, fill, kind in specs:
+            if (i * 7919 % 1000) / 1000 < fill:
+                v = i % k
+                row[name] = f"v{v}" if kind == "str" else (v if kind == "int" else v + 0.5)
+        rows.append(row)
+    whole = summarize_columns(rows)
+    counter = corpus_module._ColumnCounter()
+    for start in range(0, n, chunk):
+        counter.update(rows[start : start + chunk])
+    assert counter.summaries() == whole
+    got = label_columns(whole, n)
+
+    def obeys(name) -> bool:
+        values = [r[name] for r in rows if name in r]
+        k, named = len(set(values)), name in ("label", "category", "intent", "tag")
+        typed = all(type(v) is str for v in values) or named
+        return (
+            typed
+            and name not in ("doc_id", "index", "id")
+            and 2 <= k <= max(50, n // 100)
+            and 2 * k <= len(values)
+            and 2 * len(values) >= n
+        )
+
+    assert set(got) == {name for name, *_ in specs if obeys(name)}
+    named_first = [g for g in got if g in ("label", "category", "intent", "tag")]
+    assert got[: len(named_first)] == named_first
+    assert label_columns(whole, n, text_column=got[0]) == got[1:] if got else True
