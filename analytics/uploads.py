@@ -420,6 +420,11 @@ def save_vectors(store, upload: VectorUpload, *, corpus: str, model_id: str, pro
         )
     try:
         return import_vectors(store, corpus, vectors, model_id, progress=progress)
+    except FileNotFoundError:  # removed between check_kept and the read: the same as there
+        raise CorpusError(
+            f"{vectors.source} was cleared from the server meanwhile (other uploads took its place); "
+            "drop it again."
+        ) from None
     except CorpusError as exc:  # say the browser's file name, not the kept file's hash name
         if upload.path is None or upload.path.name not in str(exc):
             raise

@@ -150,7 +150,7 @@ def test_build_payload_sends_binary_columns_legend_and_colour_bar():
     assert [e["label"] for e in header["legend"][:2]] == ["a", "b"]
     assert [e["count"] for e in header["legend"][:2]] == [300, 150]
     assert len(header["legend"]) == 20 and header["other"]["count"] == 500 - 450 - 18
-    assert list(buf["highlight"]) == [3, 7] and header["highlight"] == {"count": 2}
+    assert list(buf["highlight"]) == [3, 7] and header["highlight"] == {"count": 2, "name": "search hits"}
     values = rng.normal(size=500).astype(np.float32)
     values[:4] = np.nan
     header, buf = unpack_payload(build_payload(xy, values=values, value_name="depth"))

@@ -270,11 +270,7 @@ def vectors_form(file, digest: str) -> None:
                     name = info.name
                 else:
                     added = save_vectors(s, upload, corpus=name, model_id=model)
-        except FileNotFoundError:  # another session's uploads pushed this one out
-            st.session_state.pop(f"upload_vectors_{digest}", None)
-            st.error("The file was cleared from the server meanwhile; drop it again.")
-            st.stop()
-        except ExplorerError as exc:
+        except ExplorerError as exc:  # a file another session's uploads pushed out says so too
             st.error(plain(for_page(str(exc))))
             st.stop()
         st.session_state["corpus"] = name
