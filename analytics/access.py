@@ -24,11 +24,13 @@ ROLES = ("viewer", "editor", "admin")
 #: action -> the lowest role that may do it. Exporting (a chart, a table, a report) is reading:
 #: what a viewer sees it may keep. Running an analysis (a map, a shift test) computes from
 #: the data without changing it, so a viewer may. Embedding writes vectors into the workspace
-#: and holds the model (the GPU) for long, so it is an editor's.
+#: and holds the model (the GPU) for long, so it is an editor's. Marking rows (an outlier
+#: "reviewed") is a change that every member then sees: an editor's.
 ACTIONS: dict[str, str] = {
     "read": "viewer",
     "analyse": "viewer",
     "export": "viewer",
+    "review": "editor",
     "upload": "editor",
     "import": "editor",
     "embed": "editor",
@@ -44,6 +46,7 @@ _DOING: dict[str, tuple[str, str]] = {
     "read": ("reading", "this workspace"),
     "analyse": ("running", "analyses"),
     "export": ("exporting", "results"),
+    "review": ("marking", "rows reviewed"),
     "upload": ("uploading", "a corpus"),
     "import": ("importing", "vectors"),
     "embed": ("embedding", "a corpus"),

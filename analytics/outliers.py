@@ -1,24 +1,34 @@
-"""Which texts don't belong? Outliers ranked by global TTE depth, by local depth, or by both,
-and for each the nearest neighbours themselves: the evidence an analyst reads to decide whether
-an outlier is noise, a new topic, or a mistake.
+"""Which texts don't belong? Outliers ranked by k-NN isolation, by global TTE depth, or by
+both, and for each the nearest neighbours themselves (with their labels): the evidence an
+analyst reads to decide whether an outlier is noise, a new topic, or a mistake.
 
 Two notions of outlying, because they answer different questions:
 
+- **k-NN isolation**, as a depth: **local depth** (:func:`local_depth`) is TTE depth taken with
+  respect to the text's ``k`` nearest other texts only: ``D_k(x) = 2 - mean δ(x, h)`` over those
+  ``k`` neighbours, on the same 0–2 scale (2: ``k`` exact duplicates; low: nothing near it).
+  For cosine distance it is ``2 - (mean cosine distance to the k nearest)``, i.e. the k-NN
+  isolation score turned into a depth: the two rank the texts identically. It flags what has
+  no neighbours, wherever that is (a stray query among tight topics). ``by="local"``.
 - **Global depth** (:func:`analytics.depth.tte_depth`) is depth with respect to the whole corpus.
   With cosine distance it orders texts exactly as the cosine to the corpus's mean direction
   does, so it flags what is far from the centre: the texts of a rare topic, the fringe of a
-  broad corpus. It does not see a text that sits between clusters, near no other text, if it is
-  not far from the centre.
-- **Local depth** (:func:`local_depth`) is the same depth taken with respect to the text's
-  ``k`` nearest other texts only: ``D_k(x) = 2 - mean δ(x, h)`` over those ``k`` neighbours,
-  on the same 0–2 scale (2: ``k`` exact duplicates; low: nothing near it). It flags what has no
-  neighbours, wherever that is. For cosine distance it is ``1 + mean cos`` to the ``k``
-  nearest, i.e. k-NN isolation (mean distance to the ``k`` nearest) turned into a depth.
+  broad corpus, a small group of similar strays. It does not see a text that sits between
+  clusters, near no other text, if it is not far from the centre. ``by="global"``.
 
-``by="combined"`` ranks by the mean of the two depth percentiles (a rank average): a text must
-be outlying by both to come first. On CLINC150, local depth finds the out-of-scope queries best
-(AUROC 0.967 at k = 10 against 0.810 for global depth and 0.928 for the combination;
-BENCHMARKS.md), so ``"local"`` is the default.
+**Both** (``by="combined"``) ranks by the mean of the two depth percentiles (a rank average,
+so neither scale dominates): a text must be outlying by both to come first.
+
+Which to use: on CLINC150 (23,700 queries, 1,200 out of scope; ``benchmarks/outliers_oos.py``,
+BENCHMARKS.md) k-NN isolation finds the out-of-scope queries best: AUROC 0.967, and 62.5% of
+the lowest 5% out of scope at k = 10, against 0.810 and 30.5% for global depth; the
+combination sits between (0.928, 54.9%). So ``"local"`` is the default. Global depth is the
+better signal where the outliers come in groups that neighbour each other (four translations of
+one sentence planted among news: tests/test_outliers.py).
+
+Scope: depths are always taken with respect to the whole corpus; an analyst's selection only
+restricts which of the flagged rows are listed (:func:`flagged_in`), so an outlier stays an
+outlier of the corpus whatever is selected.
 """
 
 from __future__ import annotations
@@ -231,3 +241,179 @@ def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048):
         hits = index.search(index.vectors[rows], k, exclude=rows)
         ids[rows], sims[rows] = hits.ids, hits.scores
     return ids, sims
+
+
+# --- what the Outliers page and its CSV show (no streamlit here: the page only draws) -------------
+
+#: the mark the Outliers page puts on rows an analyst has looked at (Store.set_marks / marks)
+REVIEWED = "reviewed"
+#: how a file name names each ranking
+RANKING_TAGS = {"local": "knn", "global": "depth", "combined": "knn-depth"}
+#: the CSV's columns before the metadata (a metadata column of the same name gets " (metadata)")
+TABLE_COLUMNS = (
+    "rank",
+    "row",
+    "label",
+    "score",
+    "depth",
+    "depth percentile",
+    "local depth",
+    "local percentile",
+    "knn distance",
+    "knn rank",
+    "reviewed",
+    "reviewed by",
+    "text",
+    "neighbours",
+    "neighbour labels",
+    "neighbour similarities",
+)
+
+
+def flagged_in(report: OutlierReport, rows=None) -> np.ndarray:
+    """Positions in ``report.flagged`` (rank - 1, so they also index ``report.neighbours``) of
+    the flagged rows that are among ``rows`` (a selection's row ids; None: every row), in rank
+    order. The depths stay those of the whole corpus: a selection narrows what is listed, not
+    what an outlier is."""
+    positions = np.arange(report.flagged.size)
+    if rows is None:
+        return positions
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    return positions[np.isin(report.flagged, rows)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: items ``start:stop`` of ``total``, page ``number`` (1-based) of ``pages``."""
+
+    number: int
+    pages: int
+    start: int
+    stop: int
+    total: int
+
+
+def paginate(total: int, number: int = 1, *, per_page: int = 50) -> Page:
+    """Page ``number`` of ``total`` items, ``per_page`` at a time. A number past the last page
+    gives the last one (the list shrank: reviewed rows hidden), below 1 the first; an empty list
+    has one empty page."""
+    total, per_page = int(total), int(per_page)
+    if total < 0:
+        raise ParameterError(f"A list cannot have {total} items.")
+    if per_page < 1:
+        raise ParameterError(f"per_page must be at least 1, got {per_page}.")
+    pages = max(1, -(-total // per_page))
+    number = min(max(int(number), 1), pages)
+    start = (number - 1) * per_page
+    return Page(number, pages, start, min(start + per_page, total), total)
+
+
+def _cell(value):
+    return "" if value is None else value
+
+
+def outlier_table(
+    report: OutlierReport,
+    texts,
+    metadata,
+    *,
+    positions=None,
+    label_column: str | None = None,
+    reviewed: dict | None = None,
+) -> list[dict]:
+    """One dict per flagged row (``positions`` in ``report.flagged``: all when None), in rank
+    order, with the columns of :data:`TABLE_COLUMNS` then the row's metadata: what the page
+    lists and its CSV holds. ``label`` is the row's value in ``label_column`` (the corpus's label
+    column; empty when it has none), and ``neighbour labels`` theirs, nearest first, joined by
+    "; " like ``neighbours`` (their row ids). ``reviewed``: {row: (user, time)} from
+    ``Store.marks(name, "reviewed")``."""
+    positions = np.arange(report.flagged.size) if positions is None else np.asarray(positions, dtype=np.int64)
+    reviewed = reviewed or {}
+    scores = report.scores if report.scores is not None else report.depths
+    knn_rank = report.knn_rank
+    labels = row_labels(metadata, label_column)
+    rows = []
+    for p in positions.tolist():
+        i = int(report.flagged[p])
+        ids = report.neighbours[p].tolist()
+        mark = reviewed.get(i)
+        row = {
+            "rank": p + 1,
+            "row": i,
+            "label": labels[i] if labels is not None else "",
+            "score": round(float(scores[i]), 6),
+            "depth": round(float(report.depths[i]), 6),
+            "depth percentile": round(float(report.percentiles[i]), 3),
+            "local depth": round(float(report.local_depths[i]), 6) if report.local_depths is not None else "",
+            "local percentile": round(float(report.local_percentiles[i]), 3)
+            if report.local_percentiles is not None
+            else "",
+            "knn distance": round(float(report.knn_distance[i]), 6),
+            "knn rank": int(knn_rank[i]),
+            "reviewed": mark is not None,
+            "reviewed by": mark[0] if mark else "",
+            "text": texts[i],
+            "neighbours": "; ".join(str(j) for j in ids),
+            "neighbour labels": "; ".join(labels[j] for j in ids) if labels is not None else "",
+            "neighbour similarities": "; ".join(f"{s:.4f}" for s in report.neighbour_similarity[p].tolist()),
+        }
+        for key, value in metadata[i].items():
+            row[key if key not in row else f"{key} (metadata)"] = _cell(value)
+        rows.append(row)
+    return rows
+
+
+def row_labels(metadata, label_column: str | None) -> list[str] | None:
+    """Every row's label as text ("" where missing; as a selection's filter compares it), or
+    None when there is no label column."""
+    if not label_column:
+        return None
+    from .selection import cell_key
+
+    cells = (
+        metadata.column(label_column, None)
+        if hasattr(metadata, "column")
+        else [m.get(label_column) for m in metadata]
+    )
+    return [cell_key(v) for v in cells]
+
+
+def label_summary(labels, *, top: int = 4) -> str:
+    """Labels counted, most frequent first ("balance 6 · oos 3 · bill_due 1"), at most ``top``
+    of them and "+N more": what an outlier's neighbours are, at a glance."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        key = str(label) if label not in (None, "") else "(no label)"
+        counts[key] = counts.get(key, 0) + 1
+    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = " · ".join(f"{label} {n}" for label, n in order[:top])
+    rest = len(order) - top
+    return text + (f" · +{rest} more" if rest > 0 else "")
+
+
+def export_name(
+    corpus: str,
+    *,
+    by: str = "local",
+    quantile: float | None = 0.05,
+    count: int | None = None,
+    k: int | None = None,
+    scoped: bool = False,
+    ext: str = "csv",
+) -> str:
+    """The file name of an outliers export, from the corpus and the view, so two downloads
+    never overwrite each other: ``clinc150-outliers-knn-5pct.csv``, ``news-outliers-depth-top20.csv``,
+    ``-k20`` when ``k`` (neighbours listed, and local depth's) is not the default, ``-selection``
+    when scoped to a selection. Made safe by :func:`analytics.export.file_name` (a corpus name
+    is data, never a path)."""
+    from .export import file_name
+
+    by = RULES["outliers"]["by"].check(by)
+    if count is not None:
+        threshold = f"top{int(count)}"
+    else:
+        threshold = f"{float(quantile) * 100:.3f}".rstrip("0").rstrip(".") + "pct"
+    k_part = f"k{int(k)}" if k is not None and int(k) != RULES["outliers"]["k"].default else None
+    return file_name(
+        corpus, "outliers", RANKING_TAGS[by], threshold, k_part, "selection" if scoped else None, ext=ext
+    )

@@ -18,7 +18,8 @@ def test_the_table_as_the_issue_states_it():
     assert ROLES == ("viewer", "editor", "admin")
     allowed = {role: {a for a in ACTIONS if can(role, a)} for role in ROLES}
     assert allowed["viewer"] == {"read", "analyse", "export"}
-    assert allowed["editor"] == allowed["viewer"] | {"upload", "import", "embed", "rename", "delete"}
+    changes = {"upload", "import", "embed", "rename", "delete", "review"}
+    assert allowed["editor"] == allowed["viewer"] | changes
     assert allowed["admin"] == set(ACTIONS)
     assert {a for a in ACTIONS if can(None, a)} == set()
     assert set(_DOING) == set(ACTIONS)  # every action has words for its message
