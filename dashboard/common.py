@@ -294,7 +294,23 @@ def export_controls(fig, stem: str, key: str) -> None:
 
 def download(label: str, data, file_name: str, mime: str, *, what: str, key: str | None = None) -> None:
     """A download button whose click is written to the workspace's audit log as an export of
-    ``what`` (a viewer may export what it sees; the log says who took what)."""
+    ``what`` (a viewer may export what it sees; the log says who took what). The file name is
+    made safe (analytics.export.safe_file_name). ``data`` may be a function of no arguments:
+    it then runs on the click (Streamlit's deferred download), may refuse by raising (nothing
+    is served then, nor recorded), and the click does not rerun the page."""
+    from analytics.export import safe_file_name
+
+    file_name = safe_file_name(file_name)
+    if callable(data):
+        s, actor, produce = store(), signin.actor(), data
+
+        def served():
+            payload = produce()
+            audit.record(s, actor, "export", what, file_name)
+            return payload
+
+        st.download_button(label, served, file_name=file_name, mime=mime, key=key, on_click="ignore")
+        return
 
     def record() -> None:
         audit.record(store(), signin.actor(), "export", what, file_name)

@@ -92,8 +92,8 @@ def test_report_opens_offline_with_its_figures_and_the_shift_numbers(report_stor
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(path.as_uri())
         page.locator("#fig-shift .main-svg").first.wait_for(timeout=30_000)
-        assert page.locator(".js-plotly-plot").count() == 3
-        for fig_id in ("fig-map", "fig-depth", "fig-shift"):
+        assert page.locator(".js-plotly-plot").count() == 4  # with F and G on one map
+        for fig_id in ("fig-map", "fig-depth", "fig-joint", "fig-shift"):
             assert page.locator(f"#{fig_id} .main-svg").count() >= 1
         assert "G has shifted away from F" in page.inner_text("body")
         assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests

@@ -201,7 +201,7 @@ def test_report_shows_hostile_names_as_text(tmp_path):
     path = _hostile_store(tmp_path / "hostile.duckdb")
     with Store(path) as s:
         report = build_report(s, F_NAME, "test-vectors", compare=G_NAME, method="pca", permutations=99)
-    assert set(report.figures) == {"map", "depth", "shift"}
+    assert set(report.figures) == {"map", "depth", "shift", "joint"}  # joint: F and G on one map
     for fig in report.figures.values():
         assert_no_markup(fig)
     assert visible(report.figures["shift"].layout.xaxis.title.text) == f"depth with respect to {F_NAME}"
@@ -230,6 +230,7 @@ def test_shift_page_axis_title_holds_the_escaped_name(tmp_path, monkeypatch):
     at.run()
     at.switch_page("views/shift.py")
     at.run()
+    next(b for b in at.button if b.label == "Run").click().run()  # nothing runs before Run
     settle(at, path)  # the test runs as a background job
     assert not at.exception, [e.value for e in at.exception]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
