@@ -142,10 +142,7 @@ class ShiftResult:
         if self.z_outlying is None:  # a result cached before effect sizes were kept
             outlying, concentrated = self.p_permutation < alpha, self.p_concentrated < alpha
             return ("outlying" if outlying else "concentrated") if outlying != concentrated else "location"
-        strong, weak = max(self.z_outlying, self.z_concentrated), min(self.z_outlying, self.z_concentrated)
-        if strong < 1.645 or weak >= 0.5 * strong:
-            return "location"
-        return "outlying" if self.z_outlying > self.z_concentrated else "concentrated"
+        return name_kind(self.z_outlying, self.z_concentrated)
 
     def summary(self, alpha: float = 0.05) -> str:
         """A plain-language verdict naming the kind of shift, with the numbers behind it."""
@@ -232,6 +229,17 @@ class ShiftResult:
         """What the shift looks like: indices of the ``k`` most representative F texts and of
         the ``k`` most outlying G texts (both with respect to F)."""
         return most_central(self.depths_f, k), most_outlying(self.depths_g, k)
+
+
+def name_kind(z_outlying: float, z_concentrated: float) -> str:
+    """The kind of a significant shift from the depth test's two effect sizes (z of each
+    direction's statistic in its permutation distribution): one direction clearly stronger
+    names it; both comparable (the weaker at least half the stronger), or neither notable
+    (z < 1.645), is a shift of location. See :meth:`ShiftResult.kind`."""
+    strong, weak = max(z_outlying, z_concentrated), min(z_outlying, z_concentrated)
+    if strong < 1.645 or weak >= 0.5 * strong:
+        return "location"
+    return "outlying" if z_outlying > z_concentrated else "concentrated"
 
 
 def q_score(depths_f, depths_g) -> float:

@@ -160,6 +160,7 @@ def test_walk_every_page(server, corpus_file, browser):
     idle(page)
     choose(page, "Comparison corpus G", "e2e [label=Sports]")
     idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()  # nothing runs before Run
     page.get_by_test_id("stAlertContentError").get_by_text("G has shifted away from F").wait_for(
         timeout=60_000
     )

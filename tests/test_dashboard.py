@@ -140,17 +140,23 @@ def test_outliers_page_flags_and_explains(app):
     assert len(at.expander) == 7  # 5% of 122, rounded up
 
 
-def test_shift_page_detects_a_topic_shift(app):
-    at = app("views/shift.py", shift_f="world", shift_g="sports")
+def run_shift(at, dash_store):
+    """Press the Shift page's Run (nothing runs before) and wait for its job."""
+    next(b for b in at.button if b.label == "Run").click().run()
+    return settle(at, dash_store)
+
+
+def test_shift_page_detects_a_topic_shift(app, dash_store):
+    at = run_shift(app("views/shift.py", shift_f="world", shift_g="sports"), dash_store)
     values = {m.label: m.value for m in at.metric}
     assert float(values["Q"]) < 0.3 and values["n F"] == "60" and values["n G"] == "60"
     assert "G has shifted away from F" in at.error[0].value
 
 
-def test_shift_page_names_a_concentrated_g(app):
+def test_shift_page_names_a_concentrated_g(app, dash_store):
     """G = the World half of F (World + Sports): not more outlying, which is all the paper's
     one-sided test asks (it said "no shift" here), but narrower: G is more concentrated."""
-    at = app("views/shift.py", shift_f="news", shift_g="world")
+    at = run_shift(app("views/shift.py", shift_f="news", shift_g="world"), dash_store)
     assert at.error[0].value.startswith("G is more concentrated than F")
     assert "more concentrated" in at.caption[0].value
     values = {m.label: m.value for m in at.metric}

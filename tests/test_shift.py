@@ -227,3 +227,14 @@ def test_bad_input_names_the_corpus(F, G, exc, match):
 def test_bad_permutations_argument():
     with pytest.raises(ValueError, match="permutations must be an integer between 0 and 100000, got -5"):
         shift_test(np.eye(3), np.eye(3), permutations=-5)
+
+
+def test_the_kind_is_named_from_both_directions_effect_sizes():
+    """One direction clearly stronger names the shift; comparable ones, or none notable
+    (z < 1.645), a shift of location. The page's table of values uses the same rule."""
+    from analytics.shift import name_kind
+
+    assert name_kind(5.0, 2.4) == "outlying" and name_kind(2.4, 5.0) == "concentrated"
+    assert name_kind(5.0, 2.5) == "location"  # the weaker at least half the stronger
+    assert name_kind(1.6, -3.0) == "location"  # neither notable
+    assert name_kind(1.645, -3.0) == "outlying"
