@@ -213,6 +213,7 @@ class Executor:
         self._live: dict[int, tuple] = {}
         self._closed = False
         self._dirty, self._published = True, 0.0
+        self._pool_wanted = threading.Event()  # a job has asked for the worker pool
         self._sidecar = None if str(store.path) == ":memory:" else sidecar(store.path)
         if resume and not store.read_only:
             self._take_up_interrupted()
@@ -452,13 +453,26 @@ class Executor:
                 self._dirty = True
                 self._wake.notify_all()
 
-    def warm(self) -> None:
+    def warm(self, delay: float = 10.0) -> None:
         """Start a worker process and compile UMAP's functions in it, in the background, so the
-        first map a visitor asks for does not wait for them (``embex serve`` calls this)."""
+        first map a visitor asks for does not wait for them (``embex serve`` calls this).
+        It starts ``delay`` seconds after the call: the first pages someone opens (the
+        sample's map among them) do not share the CPU with it; a map job asked for before then
+        starts the worker itself, and the warm-up is skipped."""
 
         def run() -> None:
+            if self._pool_wanted.wait(delay) or self._closed:
+                return
             try:
                 self.pool.run("analytics.projection:warm_up")
+                # NN-descent (corpora of 4,096 texts or more) compiles for up to a minute: a map
+                # job that wants the worker meanwhile stops it, rather than wait behind it
+                if not self._pool_wanted.is_set():
+                    self.pool.run(
+                        "analytics.projection:warm_up_neighbours", cancelled=self._pool_wanted.is_set
+                    )
+            except Cancelled:
+                log.info("worker warm-up gave way to a map job")
             except (WorkerError, ExplorerError) as exc:  # the pool shut down, or the worker died
                 log.info("worker warm-up skipped: %s", exc)
 
@@ -579,15 +593,135 @@ def _run_embed(ctx: JobContext) -> None:
     embedder = shared_embedder(p["model"], p["device"], p["precision"])
 
     def progress(done: int, total: int) -> None:
-        ctx.progress("embedding", done / max(total, 1), f"{done:,} of {total:,} texts")
+        ctx.progress("embedding", done / max(total, 1), f"{done:,} of {total:,} distinct texts")
 
     report = embed_corpus(ctx.store, p["corpus"], embedder, progress=progress, should_stop=ctx.cancel_event)
     if report.stopped:
         raise Cancelled()
-    ctx.say(report.summary())
+    try:
+        _record_embed_rate(ctx.store, report)
+    except ExplorerError as exc:  # only an estimate's input: the embedding itself is done
+        log.info("the speed of job %s was not kept: %s", ctx.job.id, exc)
+    ctx.say(_embed_message(report))
+
+
+def _embed_message(r) -> str:
+    """What a finished embedding did, as the Embed page shows it under the final count (the
+    count before the run is said so, not as a count that a reader could take for the result)."""
+    before = "no row had a vector" if r.n_cached == 0 else f"{r.n_cached:,} rows had one already"
+    rate = r.n_computed / r.seconds if r.seconds > 0 else float("inf")
+    line = (
+        f"This run embedded {r.n_computed:,} new text(s) on {r.device} in {r.seconds:.1f} s "
+        f"({rate:,.0f} texts/s); before it, {before}."
+    )
+    if r.n_truncated:
+        line += (
+            f" {r.n_truncated:,} text(s) were longer than the model's {r.max_seq_length}-token "
+            "limit; only their beginning was embedded."
+        )
+    return line
 
 
 register(JobKind("embed", _prepare_embed, _embed_done, _run_embed, resource="model", on_restart="resumed"))
+
+#: characters of a text that count for what embedding it costs: the default model reads at
+#: most 256 word pieces (about 1,000 characters of English); the rest is cut off
+COST_CHARS = 1000
+
+
+def _cost_chars(texts, *, most: int = 10_000) -> float:
+    """Mean characters per text that the model reads, over at most ``most`` evenly spaced texts."""
+    if not len(texts):
+        return 0.0
+    step = max(1, len(texts) // most)
+    picked = [texts[i] for i in range(0, len(texts), step)]
+    return sum(min(len(t), COST_CHARS) for t in picked) / len(picked)
+
+
+def _rate_key(model_id: str, device: str) -> str:
+    return f"embed-rate:{model_id}:{str(device).partition(':')[0]}"
+
+
+def _record_embed_rate(store: Store, report) -> None:
+    """Keep the speed of a finished embedding (characters read per second, and texts per
+    second) under its model and device, for the next estimate (:func:`embed_estimate`). Runs too
+    short to time well are not kept."""
+    from .memory import shared_cache
+
+    if report.n_computed < 64 or report.seconds < 1:
+        return
+    mean = _cost_chars(shared_cache().corpus(store, report.corpus)[0])
+    rate = {
+        "chars_per_s": report.n_computed * mean / report.seconds,
+        "texts_per_s": report.n_computed / report.seconds,
+        "texts": report.n_computed,
+        "corpus": report.corpus,
+        "when": time.time(),
+    }
+    store.put_result(_rate_key(report.model_id, report.device), "embed-rate", json.dumps(rate).encode())
+
+
+@dataclass(frozen=True)
+class EmbedEstimate:
+    """What embedding a corpus will do, before it starts: ``rows`` documents hold ``distinct``
+    texts (a repeated text is embedded once), ``cached`` of those have a vector for the model
+    already, ``to_embed`` are left. ``seconds``: how long those should take at the speed last
+    measured on this store for the model and device (scaled by the texts' lengths), or None
+    when none was measured; ``rate`` is that speed in texts per second for these texts and
+    ``measured`` says where it comes from."""
+
+    rows: int
+    distinct: int
+    cached: int
+    to_embed: int
+    seconds: float | None = None
+    rate: float | None = None
+    measured: str = ""
+
+    def describe(self) -> str:
+        """One line: rows, distinct texts, cached, and the time it should take."""
+        if self.rows == self.distinct:
+            line = f"{self.rows:,} rows, every text distinct"
+        else:
+            line = f"{self.rows:,} rows, {self.distinct:,} distinct texts: repeated texts are embedded once"
+        line += f". {self.cached:,} already have a vector; {self.to_embed:,} to embed"
+        if self.to_embed and self.seconds is not None:
+            line += f", about {_duration(self.seconds)} at {self.rate:,.0f} texts/s ({self.measured})"
+        elif self.to_embed:
+            line += " (no speed measured yet on this server: the progress bar will estimate it)"
+        return line + "."
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def embed_estimate(store: Store, name: str, model_id: str, device: str, texts=None) -> EmbedEstimate:
+    """:class:`EmbedEstimate` of embedding corpus ``name`` under ``model_id`` on ``device``
+    ("cpu", "cuda", ...). ``texts``: the corpus's texts when the caller holds them already."""
+    texts = store.texts(name) if texts is None else texts
+    missing = store.missing_texts(name, model_id)
+    distinct = len(set(texts))
+    estimate = EmbedEstimate(len(texts), distinct, distinct - len(missing), len(missing))
+    payload = store.get_result(_rate_key(model_id, device))
+    if not missing or payload is None:
+        return estimate
+    measured = json.loads(payload)
+    chars = _cost_chars([t for _, t in missing]) * len(missing)
+    seconds = chars / measured["chars_per_s"]
+    return EmbedEstimate(
+        estimate.rows,
+        distinct,
+        estimate.cached,
+        len(missing),
+        seconds,
+        len(missing) / seconds if seconds > 0 else None,
+        f"measured embedding {measured['texts']:,} texts of {measured['corpus']!r} on "
+        f"{str(device).partition(':')[0]}",
+    )
 
 
 def _prepare_project(store: Store, params: dict):
@@ -619,15 +753,20 @@ def _run_project(ctx: JobContext) -> None:
     _ensure_projection(ctx, _project_request(ctx.store, ctx.params))
 
 
-def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
+def _ensure_projection(ctx: JobContext, request, share: float = 1.0, start: float = 0.0) -> None:
     """Compute and store the map of ``request`` unless it is stored already. UMAP and t-SNE
-    run in a worker process: they hold the GIL, which would stall every page of the server."""
+    run in a worker process: they hold the GIL, which would stall every page of the server.
+    Its progress fills ``start`` to ``start + share`` of the job's bar."""
     from .memory import shared_cache
     from .projection import cached_projection, project, save_projection
 
     if cached_projection(ctx.store, request) is not None:
         return
-    progress = ctx.progress if share == 1.0 else (lambda stage, f: ctx.progress(stage, f * share))
+    progress = (
+        ctx.progress
+        if (share, start) == (1.0, 0.0)
+        else (lambda stage, f: ctx.progress(stage, start + f * share))
+    )
     progress("reading the vectors", 0.0)
     X = shared_cache().vectors(ctx.store, request.name, request.model_id)  # the pages' one copy
     if request.others:  # a joint map: every corpus's rows, in order (one copy, for this job)
@@ -638,7 +777,9 @@ def _ensure_projection(ctx: JobContext, request, share: float = 1.0) -> None:
         )
     if request.method == "pca":  # BLAS does the work and releases the GIL: a thread will do
         proj = project(X, progress=progress, **request.kwargs())
-    else:
+    else:  # the pool may be busy (with the warm-up that compiles UMAP after a start): say so
+        progress(f"waiting for a worker process to run {request.method.upper()}", 0.0)
+        ctx.executor._pool_wanted.set()
         proj = ctx.executor.pool.run(
             "analytics.projection:project",
             X=X,
@@ -711,29 +852,46 @@ register(JobKind("shift", _prepare_shift, None, _run_shift))
 
 
 def _prepare_report(store: Store, params: dict):
-    from .projection import projection_request, require_texts
+    from .report import report_request
 
-    name, compare, model_id = params.get("corpus"), params.get("compare") or None, params.get("model_id")
-    if not model_id:
-        raise ParameterError("A report job needs model_id: the key of the vectors to report on.")
-    require_texts(name, store.corpus_info(name).n_docs, "a report (its map and depths)")
-    map_request = projection_request(store, name, model_id, params.get("method", "umap"))
-    fps = [store.corpus_fingerprint(name), store.corpus_fingerprint(compare) if compare else None]
-    out = {"corpus": name, "compare": compare, "model_id": model_id, "method": map_request.method}
-    return out, _content_key("report", fps, model_id, map_request.key)
+    request = report_request(store, params)  # checks every input (analytics/report.py)
+    return request.params(), _content_key("report", *request.key_parts(store))
 
 
 def _run_report(ctx: JobContext) -> None:
-    from .projection import projection_request
-    from .report import build_report
+    from .report import build_request, report_request
 
-    p = ctx.params
-    _ensure_projection(ctx, projection_request(ctx.store, p["corpus"], p["model_id"], p["method"]), 0.8)
-    ctx.checkpoint("depths, tables" + (" and the shift test" if p["compare"] else ""), 0.8)
-    report = build_report(ctx.store, p["corpus"], p["model_id"], compare=p["compare"], method=p["method"])
-    payload = {"html": report.html, "shift": report.shift.summary() if report.shift else None}
+    request = report_request(ctx.store, ctx.params)
+    # the maps not drawn yet (UMAP and t-SNE in a worker process) fill the first half of the bar
+    todo = [m for m in request.map_requests(ctx.store) if not ctx.store.has_result(m.key)]
+    share = 0.5 / len(todo) if todo else 0.0
+    for i, m in enumerate(todo):
+        what = "F and G on one map: " if m.others else f"the {m.method.upper()} map: "
+        _ensure_projection(_Named(ctx, what), m, share, i * share)
+    first = share * len(todo)
+    report = build_request(
+        ctx.store, request, progress=lambda stage, f: ctx.checkpoint(stage, first + (1 - first) * f)
+    )
+    payload = {
+        "html": report.html,
+        "shift": report.shift.summary() if report.shift else None,
+        "created": report.created,
+    }
     ctx.store.put_result(ctx.job.key, "report", json.dumps(payload).encode())
     ctx.say(f"{len(report.html) / 1e6:,.1f} MB of HTML")
+
+
+class _Named:
+    """A job context whose progress stages start with ``prefix`` (which map is being drawn)."""
+
+    def __init__(self, ctx: JobContext, prefix: str):
+        self._ctx, self._prefix = ctx, prefix
+
+    def __getattr__(self, attr):
+        return getattr(self._ctx, attr)
+
+    def progress(self, stage: str, fraction: float, message: str | None = None) -> None:
+        self._ctx.progress(self._prefix + stage, fraction, message)
 
 
 register(JobKind("report", _prepare_report, None, _run_report))
@@ -773,3 +931,7 @@ def _run_outliers(ctx: JobContext) -> None:
 
 
 register(JobKind("outliers", _prepare_outliers, None, _run_outliers))
+
+# shift tests on groups of rows of one corpus (column = values, a selection, each value vs the
+# rest) are kinds of their own, defined beside that code
+from . import groups as _groups  # noqa: E402,F401

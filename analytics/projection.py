@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,23 +119,22 @@ def project(
         )
         if fit_rows.size <= 3:  # the spectral start needs more than 3 points (scipy: k >= N)
             kwargs["init"] = "random"
+        log = None
         if umap.__name__ == "umap":  # umap-learn only: cuML takes neither argument
             kwargs.update(transform_seed=random_state, n_jobs=1)
-            if progress:  # its epoch loop reports through tqdm: read "n/total" from it
-                report("finding each text's nearest neighbours", 0.02)
-                kwargs["tqdm_kwds"] = {
-                    "file": _Counter(
-                        r"^\s*(\d+)/(\d+)", "UMAP epoch", report, 0.1, 0.85 if rest.size else 0.98
-                    ),
-                    "bar_format": "{n}/{total}\n",
-                    "disable": False,
-                    "mininterval": 0.25,
-                }
+            if progress:  # its stages from its verbose lines, its epochs from its tqdm bar
+                log = _UmapLog(report, fit_rows.size, end=0.85 if rest.size else 0.98)
+                kwargs.update(verbose=True, tqdm_kwds=log.tqdm_kwds())
         model = umap.UMAP(**kwargs)
-        coords[fit_rows] = model.fit_transform(X[fit_rows])
-        if rest.size:
-            report("placing the other texts", 0.8)
-            coords[rest] = model.transform(X[rest])
+        with contextlib.redirect_stdout(log) if log else contextlib.nullcontext():
+            coords[fit_rows] = model.fit_transform(X[fit_rows])
+            if rest.size:
+                report(f"placing the other {rest.size:,} texts on the map", 0.86)
+                if log:
+                    log.placing(rest.size, 0.86, 0.98)
+                coords[rest] = model.transform(X[rest])
+        if fit_rows.size >= _NN_DESCENT_ROWS:
+            _compiled.add("nn-descent")
     else:
         from sklearn.manifold import TSNE
 
@@ -166,9 +166,12 @@ class _Counter:
     def __init__(self, pattern: str, what: str, report, start: float, end: float):
         self.pattern, self.what, self.report = re.compile(pattern, re.M), what, report
         self.start, self.end, self.total = start, end, None
+        self._buffer = ""
 
     def write(self, s: str) -> int:
-        for m in self.pattern.finditer(s):
+        # whole lines only: a library may write one line in several pieces
+        *lines, self._buffer = re.split(r"[\r\n]", self._buffer + s)
+        for m in self.pattern.finditer("\n".join(lines)):
             n = int(m.group(1))
             total = int(m.group(2)) if m.lastindex and m.lastindex > 1 else self.total
             if total:
@@ -180,13 +183,87 @@ class _Counter:
         pass
 
 
+#: from this many rows UMAP finds neighbours by NN-descent (pynndescent) instead of computing
+#: every distance; numba compiles that code on its first use in a process (up to a minute)
+_NN_DESCENT_ROWS = 4096
+#: which of UMAP's compiled paths this process has run once already
+_compiled: set[str] = set()
+
+
+class _UmapLog:
+    """UMAP's own account of its work, turned into ``report(stage, fraction)`` calls: its
+    verbose lines (stdout) name the stages and count the NN-descent rounds; its tqdm bar counts
+    the layout epochs. The bar's shares are roughly those of a warm run: neighbours up to 20%,
+    the neighbour graph and the spectral start to 30%, the epochs the rest (to ``end``)."""
+
+    NEIGHBOURS, GRAPH, LAYOUT = (0.02, 0.2), 0.2, 0.3
+
+    def __init__(self, report, rows: int, end: float = 0.98):
+        self.report, self.end, self.rows, self.stdout = report, end, rows, sys.stdout
+        self.rounds, self._buffer, self._last = None, "", 0.0
+        self._epochs = _Counter(r"^\s*(\d+)/(\d+)", "UMAP epoch", self._report, self.LAYOUT, end)
+
+    def placing(self, n: int, start: float, end: float) -> None:
+        """From now on the epochs are those that place the ``n`` texts left out of the fit."""
+        self._epochs.what = f"placing the other {n:,} texts: epoch"
+        self._epochs.start, self._epochs.end = start, end
+
+    def tqdm_kwds(self) -> dict:
+        return {"file": self._epochs, "bar_format": "{n}/{total}\n", "disable": False, "mininterval": 0.25}
+
+    def _report(self, stage: str, fraction: float) -> None:
+        self._last = max(self._last, fraction)  # never backwards
+        captured, sys.stdout = sys.stdout, self.stdout  # what the callback prints is not UMAP's
+        try:
+            self.report(stage, self._last)
+        finally:
+            sys.stdout = captured
+
+    def write(self, s: str) -> int:
+        self._buffer += s
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def _line(self, line: str) -> None:
+        lo, hi = self.NEIGHBOURS
+        if "Finding Nearest Neighbors" in line:
+            self._report(f"finding each text's nearest neighbours among {self.rows:,}", lo)
+        elif m := re.search(r"Building RP forest with (\d+) trees", line):
+            self._report(f"nearest neighbours: {int(m.group(1))} random-projection trees", lo + 0.01)
+        elif m := re.search(r"NN descent for (\d+) iterations", line):
+            self.rounds = int(m.group(1))
+            first = "nn-descent" not in _compiled
+            note = " (the first large UMAP in this process compiles this step first: up to a minute)"
+            self._report("nearest neighbours: NN-descent" + (note if first else ""), lo + 0.02)
+        elif self.rounds and (m := re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", line)):
+            k, total = int(m.group(1)), int(m.group(2))
+            share = (lo + 0.02) + (hi - lo - 0.02) * min(k / max(total, 1), 1.0)
+            self._report(f"nearest neighbours: NN-descent round {k} of at most {total}", share)
+        elif "Finished Nearest Neighbor Search" in line:
+            self._report("building the neighbour graph", self.GRAPH)
+        elif "Construct embedding" in line:
+            self._report("laying out: spectral start", self.GRAPH + 0.05)
+
+
 def warm_up() -> None:
     """Fit tiny UMAP and t-SNE maps, so that numba compiles UMAP's functions now (several
     seconds) rather than during the first map someone waits for. A worker process runs it when
-    the server starts (``embex serve``)."""
+    the server starts (``embex serve``), then :func:`warm_up_neighbours`."""
     X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
     project(X, "umap", n_neighbors=5)
     project(X, "tsne", perplexity=5)
+
+
+def warm_up_neighbours() -> None:
+    """Fit a UMAP map of 4,200 points, as every corpus of 4,096 texts or more is mapped: by
+    NN-descent, whose code numba compiles on first use (up to a minute on a small machine)."""
+    X = np.random.default_rng(0).normal(size=(_NN_DESCENT_ROWS + 104, 8)).astype(np.float32)
+    project(X, "umap", n_neighbors=5)
 
 
 def _umap_module(device):

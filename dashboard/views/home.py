@@ -1,4 +1,6 @@
-"""Home: what this is, and on first start the bundled sample, ingested and embedded."""
+"""Home: what this is, and on first start the bundled sample, stored with its shipped vectors
+and default map (analytics/sample.py), so its map opens at once; embedded here only where the
+vectors are missing."""
 
 import os
 
@@ -6,7 +8,7 @@ import signin
 import streamlit as st
 from common import executor, follow_job, job_outcome, plain, store
 
-from analytics.embedding import stored_model_id
+from analytics.embedding import DEFAULT_MODEL, stored_model_id
 from analytics.sample import SAMPLE_NAME, add_sample
 
 st.title("Embedding Explorer")
@@ -23,7 +25,13 @@ if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0" and signi
         add_sample(s)  # with its precomputed vectors when they ship beside it
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
-if sample is not None and stored_model_id(s, SAMPLE_NAME) is None and signin.can("embed"):
+# the shipped vectors (and map) are the bundled model's float32 ones: when they are all there,
+# the pages use that key without asking which precision this machine would embed in (that
+# question loads torch, a second of a first start)
+shipped = sample is not None and s.embedded_count(SAMPLE_NAME, DEFAULT_MODEL) >= sample.n_docs
+if shipped:
+    st.session_state.setdefault("model_id", DEFAULT_MODEL)
+if sample is not None and not shipped and stored_model_id(s, SAMPLE_NAME) is None and signin.can("embed"):
     st.subheader("First start: embedding the bundled sample")
     job = executor().submit("embed", {"corpus": SAMPLE_NAME}, requested_by="first start")
     if job.active:

@@ -1,6 +1,11 @@
-"""Retrieval: query the corpus by meaning (dense), by words (BM25) or both (hybrid), see hits on
-the map, "more like this", and evaluation of the methods side by side."""
+"""Retrieval: query the corpus by meaning (dense), by words (BM25) or both (hybrid), see the hits
+on the analyst's own map (the one the Map page drew, from the store's cache: this page computes
+no map), "more like this" on any hit, make the hits the session's selection, and evaluate the
+methods side by side."""
 
+import hashlib
+
+import selection
 import streamlit as st
 from common import (
     chart_subtitle,
@@ -17,12 +22,13 @@ from common import (
     texts_and_metadata,
     vectors_or_stop,
 )
+from scatter import encode_labels, scatter_map
 
 from analytics import ExplorerError
 from analytics.evaluation import evaluate_methods, load_qrels, load_queries
 from analytics.figures import map_figure
 from analytics.params import RULES
-from analytics.projection import corpus_projection
+from analytics.projection import cached_projection, projection_request
 from analytics.retrieval import (
     BM25Index,
     ExactIndex,
@@ -31,7 +37,10 @@ from analytics.retrieval import (
     query_settings,
     search_text,
 )
+from analytics.selection import Selection
 from analytics.tables import metadata_columns
+
+MAP_HEIGHT = 450
 
 
 @st.cache_resource(show_spinner="Indexing…", max_entries=4)
@@ -65,6 +74,107 @@ def upload_format(file) -> str:
     )
 
 
+class LazyFigure:
+    """A plotly figure built the first time something asks for it (the export button)."""
+
+    def __init__(self, build):
+        self._build, self._figure = build, None
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if self._figure is None:
+            self._figure = self._build()
+        return getattr(self._figure, attr)
+
+
+def analysts_map(s, name: str, model: str):
+    """The map the analyst built on the Map page for this corpus, from the store's cache:
+    this session's method and parameters (and other corpora drawn with it), else the default
+    method's map. Returns (projection, request) or (None, None): this page computes no map."""
+    default = RULES["projection"]["method"].default
+    method = st.session_state.get("map_method") or default
+    params = {
+        "umap": {"n_neighbors": "map_n_neighbors", "min_dist": "map_min_dist"},
+        "tsne": {"perplexity": "map_perplexity"},
+    }.get(method, {})
+    params = {p: st.session_state[key] for p, key in params.items() if key in st.session_state}
+    others = tuple(st.session_state.get("map_others") or ())
+    wanted = [(method, params, others), (method, params, ()), (default, {}, ())]
+    for m, p, o in dict.fromkeys((m, tuple(sorted(p.items())), o) for m, p, o in wanted):
+        try:
+            request = projection_request(s, name, model, m, others=o, **dict(p))
+        except ExplorerError:  # a parameter or corpus that no longer fits: try the next
+            continue
+        proj = cached_projection(s, request)
+        if proj is not None:
+            return proj, request
+    return None, None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def label_codes(path: str, name: str, fp: str, column: str):
+    """The label column as the map colours it, once per corpus version (``fp``)."""
+    from common import get_store, vector_cache
+
+    return encode_labels(vector_cache().corpus(get_store(path), name)[1].column(column, None))
+
+
+def draw_on_analysts_map(ids: list[int], scores: dict[int, float], what: str, stem: str) -> None:
+    """The hits, highlighted on the analyst's own map (WebGL), coloured by the corpus's label."""
+    proj, request = analysts_map(s, name, model_id())
+    if proj is None:
+        st.info(
+            "There is no map of this corpus yet, so the results are not drawn on one: this page "
+            "computes no map. Open the Map page to draw it; the results above do not need it."
+        )
+        st.page_link("views/map.py", label="Go to the Map", icon=":material/scatter_plot:")
+        return
+    coords = proj.coords[: len(texts)]  # on a joint map, this corpus's rows come first
+    label = s.corpus_info(name).label_column
+    colour = {}
+    if label and label in metadata_columns(metadata):
+        codes, categories = label_codes(str(s.path), name, fingerprint(name), label)
+        colour = {"codes": codes, "categories": categories}
+    rank = {i: r + 1 for r, i in enumerate(ids)}
+
+    def hover(i: int) -> dict:
+        md = metadata[i]
+        out = {"text": texts[i]}
+        if i in rank:
+            out["rank"] = f"{rank[i]} (score {scores[i]:.4f})"
+        if label in md:
+            out[label] = md[label]
+        out.update((c, v) for c, v in md.items() if c not in ("text", label))
+        return out
+
+    drawn = f"{request.method.upper()} map" + (
+        " (drawn with " + ", ".join(request.others) + ")" if request.others else ""
+    )
+    title = f"{name}: {what} on the {drawn}"
+    subtitle = chart_subtitle(name, len(texts), proj.describe())
+    st.caption(plain(f"{subtitle} · the map from the Map page, {len(ids)} hits highlighted"))
+    scatter_map(
+        coords,
+        **colour,
+        highlight=ids,
+        highlight_name="hits",
+        hover=hover,
+        title=title,
+        height=MAP_HEIGHT,
+        key="retrieval-map-" + hashlib.blake2b(request.key.encode(), digest_size=8).hexdigest(),
+    )
+
+    def figure():
+        color = metadata.column(label, "") if colour else None
+        return map_figure(
+            coords, texts, color=color, color_name=label or "", highlight=ids, title=title, subtitle=subtitle
+        )
+
+    stem = f"{name}-{stem}-{request.method}-map"
+    export_controls(LazyFigure(figure), stem, "retrieval-export")
+
+
 st.title("Retrieval")
 name = pick_corpus()
 vectors_or_stop(name)
@@ -82,7 +192,16 @@ def index_of(method: str):
 
 
 query_model, query_precision = query_settings(model_id())  # the corpus's own model and precision
-embedder = get_embedder(query_model, "auto", query_precision)
+
+
+def query_embedder(methods=None):
+    """The model that embeds queries, loaded only when a method needs it (BM25 and "more like
+    this" search without it)."""
+    if methods is not None and set(methods) <= {"bm25"}:
+        return None
+    return get_embedder(query_model, "auto", query_precision)
+
+
 # ranges, defaults and help: analytics/params.py
 method_rule = RULES["retrieval"]["method"]
 methods = list(method_rule.choices)
@@ -97,49 +216,81 @@ method = st.radio(
 )
 k = slider(RULES["retrieval"]["k"], label="Results", url=True)
 set_url(method=method, k=k)
-query = st.text_input("Query", placeholder="e.g. oil prices and the economy")
-row = st.session_state.get("more_like_this", {}).get(name)
-hits = None
-if query.strip():
-    hits = search_text(embedder, index_of(method), query, k)
-    st.caption(f"Top {k} for the query, by {SCORED_BY[method]}.")
-elif row is not None:
+
+# "More like this" takes over from the query until the query is changed; its button empties
+# the query box (a callback: it runs before the box is drawn) and keeps the query to go back to
+MORE = "more_like_this"  # corpus -> the row whose neighbours are shown
+QUERY = "retrieval_query"
+
+
+def more_like(row: int) -> None:
+    st.session_state.setdefault(MORE, {})[name] = int(row)
+    if st.session_state.get(QUERY, "").strip():  # from the query's results (not from another row's)
+        st.session_state["retrieval_last_query"] = st.session_state[QUERY]
+    st.session_state[QUERY] = ""
+
+
+def back_to_query() -> None:
+    st.session_state.get(MORE, {}).pop(name, None)
+    st.session_state[QUERY] = st.session_state.get("retrieval_last_query", "")
+
+
+def query_changed() -> None:
+    st.session_state.get(MORE, {}).pop(name, None)
+
+
+query = st.text_input(
+    "Query", placeholder="e.g. oil prices and the economy", key=QUERY, on_change=query_changed
+)
+row = st.session_state.get(MORE, {}).get(name)
+if row is not None and not 0 <= row < len(texts):  # a row of an older version of the corpus
+    st.session_state[MORE].pop(name)
+    row = None
+hits, what, stem = None, "", ""
+if row is not None:
     hits = more_like_this(index, row, k)
-    st.caption(f"More like row {row}:")
+    what, stem = f"more like row {row}", f"like-row-{row}"
+    st.caption(f"The {k} texts most like row {row} (cosine similarity of the embeddings):")
     st.text(texts[row])
+    last = st.session_state.get("retrieval_last_query", "")
+    st.button(
+        f"Back to the results for “{plain(last)}”" if last else "Back to the query",
+        on_click=back_to_query,
+        key="retrieval-back",
+    )
+elif query.strip():
+    hits = search_text(query_embedder([method]), index_of(method), query, k)
+    what, stem = f"results for {query.strip()!r}", "-".join(query.split())[:60]
+    st.caption(f"Top {k} for the query, by {SCORED_BY[method]}.")
+
 if hits is not None:
-    ids = hits.ids[0]
+    ids = [int(i) for i in hits.ids[0]]
+    scores = {int(i): float(sc) for i, sc in zip(hits.ids[0], hits.scores[0], strict=True)}
     st.dataframe(
         [
-            {"rank": r + 1, "row": int(i), "score": round(float(sc), 4), "text": texts[i], **metadata[i]}
-            for r, (i, sc) in enumerate(zip(ids, hits.scores[0]))
+            {"rank": r + 1, "row": i, "score": round(scores[i], 4), "text": texts[i], **metadata[i]}
+            for r, i in enumerate(ids)
         ],
         hide_index=True,
         width="stretch",
     )
-    pick = st.selectbox(
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    pick = left.selectbox(
         "More like this",
-        [int(i) for i in ids],
+        ids,
         format_func=lambda i: f"row {i}: " + " ".join(texts[i].split())[:80],
+        key=f"retrieval-pick-{name}",
     )
-    if st.button("Find texts like this one"):
-        st.session_state.setdefault("more_like_this", {})[name] = pick
-        st.session_state.pop("query", None)
-        st.rerun()
-    try:
-        proj = corpus_projection(s, name, model_id(), "pca")
-    except ExplorerError as exc:  # too few texts for a map: the results above still stand
-        st.warning(plain(f"No results map: {exc}"))
-    else:
-        hits_map = map_figure(
-            proj.coords,
-            texts,
-            highlight=ids,
-            title=f"{name}: results on the map",
-            subtitle=chart_subtitle(name, len(texts), proj.describe()),
-        )
-        st.plotly_chart(hits_map, width="stretch")
-        export_controls(hits_map, f"{name}-results-map", "retrieval-export")
+    right.button("Find texts like this one", on_click=more_like, args=(pick,), key="retrieval-more")
+    if st.button(
+        f"Select these {len(ids)} hits",
+        key="retrieval-select",
+        help="Make them the selection that the Map, Depth, Outliers, Shift and Report pages act on.",
+    ):
+        selection.remember(Selection(name).with_rows(ids))
+        st.success(f"The selection is now these {len(ids)} texts; the other pages act on them.")
+        st.page_link("views/map.py", label="See them on the Map", icon=":material/scatter_plot:")
+    draw_on_analysts_map(ids, scores, what, stem)
 
 with st.expander("Evaluate with relevance judgements"):
     st.caption(
@@ -164,7 +315,7 @@ with st.expander("Evaluate with relevance judgements"):
                 queries,
                 qrels,
                 doc_ids,
-                embedder=embedder,
+                embedder=query_embedder(compared),
                 k_values=(k, 10, 100),
             )
             st.dataframe(rows, hide_index=True)
