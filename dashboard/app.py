@@ -40,16 +40,6 @@ def gate() -> None:
         signin.sidebar()
 
 
-# A widget's value is forgotten when its page is left; these views are kept for the session
-# (the Map's method, colour and corpora, the Outliers and Shift settings stay as the analyst
-# left them; the Report reads them). Only value widgets: a button's state cannot be written.
-KEPT = (
-    "outliers_mode outliers_quantile outliers_count outliers_by outliers_k outliers_hide "
-    "outliers_per_page shift_mode shift_distance shift_permutations shift_f_against depth_within"
-).split()
-for _key in [k for k in st.session_state if isinstance(k, str) and (k.startswith("map_") or k in KEPT)]:
-    st.session_state[_key] = st.session_state[_key]
-
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("views/upload.py", title="Upload", icon=":material/upload:"),

@@ -219,6 +219,12 @@ def _from_widget(rule: Rule, value, scale: float):
     return rule.check(int(value) if rule.kind == "int" else float(value))
 
 
+def _kept(key: str | None) -> dict:
+    """A keyed widget keeps its value for the session, across pages (Streamlit forgets an
+    unrendered widget's value otherwise): the analyst finds a page as they left it."""
+    return {"persist_state": "session"} if key else {}
+
+
 def slider(
     rule: Rule,
     *,
@@ -232,7 +238,7 @@ def slider(
     """A slider whose range, default, step and help come from ``rule`` (analytics/params.py), so
     pages never restate them. ``url``: start from the link's ``rule.name`` (checked by the
     rule); ``scale``: show values times this (100 for a share shown in percent)."""
-    value = (container or st).slider(**_widget_args(rule, label, url, scale, help), key=key)
+    value = (container or st).slider(**_widget_args(rule, label, url, scale, help), key=key, **_kept(key))
     return _from_widget(rule, value, scale)
 
 
@@ -247,7 +253,9 @@ def number_input(
     container=None,
 ):
     """:func:`slider`'s twin for ranges a slider cannot show (no upper bound, thousands of steps)."""
-    value = (container or st).number_input(**_widget_args(rule, label, url, scale, help), key=key)
+    value = (container or st).number_input(
+        **_widget_args(rule, label, url, scale, help), key=key, **_kept(key)
+    )
     return _from_widget(rule, value, scale)
 
 

@@ -103,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         "client.showErrorDetails": "none",
         "browser.gatherUsageStats": False,
         "runner.magicEnabled": False,
-        # app.py keeps some views' widget values for the session by writing them back
-        "global.disableWidgetStateDuplicationWarning": True,
     }
     try:
         if args.instance is not None:

@@ -139,8 +139,13 @@ def test_walk_every_page(server, corpus_file, browser):
     assert selected == "82 selected texts"
     shot(page, "05-map-selection")
 
-    go(page, "Depth")
+    go(page, "Depth")  # scoped to the selection made on the map, which it says
+    page.get_by_text("Scoped to the selection: 82 of 82 texts").wait_for(timeout=60_000)
     page.get_by_text("The median text").wait_for(timeout=60_000)
+    idle(page)
+    page.get_by_text("TTE depth within the selection (cosine)").first.wait_for()
+    page.get_by_role("button", name="Clear selection").click()
+    page.get_by_text("Scoped to the selection").wait_for(state="detached", timeout=60_000)
     idle(page)
     page.get_by_text("TTE depth (cosine)").first.wait_for()
     shot(page, "06-depth")

@@ -58,7 +58,7 @@ def test_home_lists_the_corpora(app):
 
 def test_embed_page_shows_cache_hits(app):
     at = app("views/embed.py", corpus="news")
-    assert at.metric[0].value == "122 of 122"
+    assert at.metric[0].value == "122 of 122 rows"
     assert "Every text is embedded" in at.success[0].value
     assert not [b for b in at.button if b.label == "Embed"]  # nothing to embed, nothing to press
 
@@ -69,14 +69,14 @@ def test_embed_page_runs_a_background_job_and_finds_it_again(app, dash_store):
     at = app("views/embed.py", corpus="to embed")
     at.selectbox[1].set_value("cpu").run()  # Device
     at.selectbox[2].set_value("float32").run()  # Precision
-    assert at.metric[0].value == "0 of 40"
+    assert at.metric[0].value == "0 of 40 rows"
     next(b for b in at.button if b.label == "Embed").click().run()
     job = executor_for(dash_store).find(
         "embed", {"corpus": "to embed", "device": "cpu", "precision": "float32"}
     )
     assert job is not None and job.requested_by.startswith("session ")
     settle(at, dash_store)
-    assert at.metric[0].value == "40 of 40"
+    assert at.metric[0].value == "40 of 40 rows"
     assert "Every text is embedded" in at.success[0].value
     with Store(dash_store) as s:
         assert s.embedded_count("to embed", job.params["model_id"]) == 40
@@ -101,7 +101,7 @@ def test_map_page_draws_and_searches(app, dash_store):
     settle(at, dash_store)
     at.text_input(key="map_search").input("Olympic").run()
     assert not at.exception
-    assert any("texts contain the search text" in c.value for c in at.caption)
+    assert any(m.value.endswith(" of 122 texts selected**") for m in at.markdown)
     (element,) = [e for e in at.get("bidi_component") if not e.proto.id.endswith("-channel")]
     header, buffers = unpack_payload(element.proto.bytes)
     assert header["title"] == "news: PCA map" and header["n"] == 122
@@ -120,7 +120,7 @@ def test_map_page_draws_and_searches(app, dash_store):
 
     texts = executor_for(dash_store).store.texts("news")
     hits = [i for i, t in enumerate(texts) if "olympic" in t.lower()]
-    assert hits and buffers["highlight"].tolist() == hits and header["highlight"] == {"count": len(hits)}
+    assert hits and buffers["highlight"].tolist() == hits and header["highlight"] == {"count": len(hits), "name": "search hits"}
     assert header["hover"] and header["neighbors"]
 
 

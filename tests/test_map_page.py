@@ -529,3 +529,32 @@ def test_a_selection_made_on_the_map_scopes_the_depth_page(open_map, map_store):
     assert np.allclose([by_row[r] for r in rows], tte_depth(X)[rows], atol=1e-5)
     next(b for b in at.button if b.label == "Clear selection").click().run()
     assert len(at.dataframe[0].value) == sum(SIZES)
+
+
+@pytest.mark.slow
+def test_in_a_browser_the_map_keeps_its_colour_and_search_across_pages(map_server, browser):
+    """The real thing (AppTest runs no timed fragments, such as the sidebar's jobs badge, which
+    made Streamlit forget an unrendered widget's value before persist_state)."""
+    from analytics.screenshot import wait_for_app
+
+    page, errors = _open(browser, map_server)
+    colour = page.locator('[data-testid="stSelectbox"]').filter(has_text="Colour by").first
+    colour.click()
+    page.get_by_role("option", name="source", exact=True).click()
+    box = page.get_by_label("Select texts containing")
+    box.fill("cluster 2")
+    box.press("Enter")
+    page.get_by_text(f"{SIZES[2]} of {sum(SIZES)} texts selected").wait_for(timeout=60_000)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name="Depth", exact=True).click()
+    page.get_by_role("heading", name="Depth", exact=True).wait_for(timeout=60_000)
+    page.get_by_text(f"Scoped to the selection: {SIZES[2]} of {sum(SIZES)} texts").wait_for(timeout=60_000)
+    nav.get_by_role("link", name="Map", exact=True).click()
+    page.wait_for_function(f"() => {{ const h = {HANDLE}; return h && h.drawn() > 0; }}", timeout=120_000)
+    wait_for_app(page)
+    legend = page.evaluate(f"() => {HANDLE}.view.header.legend.map(e => e.label)")
+    assert sorted(legend) == ["src-0", "src-1", "src-2"]  # still coloured by source
+    assert page.get_by_label("Select texts containing").input_value() == "cluster 2"
+    page.get_by_text(f"{SIZES[2]} of {sum(SIZES)} texts selected").wait_for(timeout=30_000)
+    assert not errors
+    page.close()

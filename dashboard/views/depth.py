@@ -65,6 +65,7 @@ if picked is not None:
             ["the selection", "the whole corpus"],
             horizontal=True,
             key="depth_within",
+            persist_state="session",
             help="Within the selection: how central each selected text is among the selected texts "
             "(the selection's own median and outliers). Within the whole corpus: each selected "
             "text's depth in the corpus, ranked.",

@@ -126,6 +126,7 @@ others = top[1].multiselect(
     "Draw with",
     embedded,
     key="map_others",
+    persist_state="session",
     placeholder="other corpora",
     help="Project other corpora together with this one onto one map (say, a shift test's F and G), "
     "coloured by corpus.",
@@ -142,6 +143,7 @@ method = c1.radio(
     horizontal=True,
     format_func={"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}.get,
     key="map_method",
+    persist_state="session",
     help=method_rule.help,
 )
 params = {}
@@ -170,12 +172,16 @@ st.session_state["_map_color_for"] = tuple(others)
 if st.session_state.get("map_color") not in options:
     st.session_state.pop("map_color", None)
 color_by = top[2].selectbox(
-    "Colour by", options, index=options.index(wanted) if wanted in options else 0, key="map_color"
+    "Colour by",
+    options,
+    index=options.index(wanted) if wanted in options else 0,
+    key="map_color",
+    persist_state="session",
 )
 set_url(color=color_by)
 if st.session_state.get("_map_search_seen") != (name, sel.search):  # set here or on another page
     st.session_state["map_search"] = sel.search
-query = top[3].text_input("Select texts containing", key="map_search")
+query = top[3].text_input("Select texts containing", key="map_search", persist_state="session")
 if query != sel.search:
     sel = Selection(name, sel.rows, sel.filters, query)
     selection.remember(sel)
@@ -396,7 +402,7 @@ with side:
         names_f = [f.column for f in all_facets]
         wanted_f = color_by if color_by in names_f else names_f[0]
         column = st.selectbox(
-            "Counts by", names_f, index=names_f.index(wanted_f), key="map_facet",
+            "Counts by", names_f, index=names_f.index(wanted_f), key="map_facet", persist_state="session",
             help="How many of the selected texts (all texts when none are selected) have each value. "
             "Click a bar to keep only texts with that value; click it again to remove the filter.",
         )  # fmt: skip

@@ -86,7 +86,12 @@ left, mid, right = st.columns([2, 3, 2])
 with left:
     modes = ["lowest share", "lowest count"]
     mode = st.radio(
-        "Threshold", modes, index=int("count" in st.query_params), horizontal=True, key="outliers_mode"
+        "Threshold",
+        modes,
+        index=int("count" in st.query_params),
+        horizontal=True,
+        key="outliers_mode",
+        persist_state="session",
     )
     if mode == "lowest share":
         quantile = slider(
@@ -103,6 +108,7 @@ with mid:
         index=list(RANKINGS).index(rule_value(rules["by"])),
         format_func=RANKINGS.get,
         key="outliers_by",
+        persist_state="session",
         horizontal=True,
         help=RANKING_HELP,
     )
@@ -142,7 +148,9 @@ else:
     )
 
 c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="center")
-hide = c1.toggle("Hide reviewed", key="outliers_hide", help="Leave out the rows marked reviewed.")
+hide = c1.toggle(
+    "Hide reviewed", key="outliers_hide", persist_state="session", help="Leave out the rows marked reviewed."
+)
 unreviewed = np.array([int(i) not in reviewed for i in flagged_rows.tolist()], dtype=bool)
 listed = in_scope[unreviewed] if hide else in_scope
 if c2.button(
@@ -184,7 +192,7 @@ if st.session_state.get("_outliers_view") != view:  # another list: start at its
     st.session_state["_outliers_view"] = view
     st.session_state["outliers_page"] = 1
 p1, p2, p3, p4, _ = st.columns([1, 1, 1.5, 1.5, 4], vertical_alignment="bottom")
-per_page = p4.selectbox("Per page", PER_PAGE, index=1, key="outliers_per_page")
+per_page = p4.selectbox("Per page", PER_PAGE, index=1, key="outliers_per_page", persist_state="session")
 page = paginate(len(listed), st.session_state.get("outliers_page", 1), per_page=per_page)
 st.session_state["outliers_page"] = page.number
 p1.button(

@@ -124,6 +124,7 @@ def distance_and_permutations(*, cosine_only: bool = False) -> tuple[str, int]:
             ["cosine", "chord"],
             horizontal=True,
             key="shift_distance",
+            persist_state="session",
             index=1 if url_param("distance", "cosine") == "chord" else 0,
         )
         set_url(distance=distance)
@@ -299,6 +300,7 @@ mode = st.radio(
     format_func=MODES.get,
     horizontal=True,
     key="shift_mode",
+    persist_state="session",
     help="Two corpora; groups of one corpus's rows by a column; each value of a column against "
     "the rest (a table); or the selection made on the Map against the rest of its corpus.",
 )
@@ -394,7 +396,11 @@ if mode == "column":
         placeholder="Pick one or more values",
     )
     against = c2.radio(
-        "F (the reference)", ["the rest", "other values"], horizontal=True, key="shift_f_against"
+        "F (the reference)",
+        ["the rest", "other values"],
+        horizontal=True,
+        key="shift_f_against",
+        persist_state="session",
     )
     f_values = []
     if against == "other values":
