@@ -188,7 +188,7 @@ def test_cancel_stops_within_one_batch_and_keeps_what_was_done(tmp_path, long_te
     assert ended.state == "cancelled"
     assert at_cancel <= kept < N
     assert kept - at_cancel <= 2 * 256  # the batch that was reported and the one in flight
-    assert f"({kept:,} of {N:,} texts)" in ended.message  # it says what it kept
+    assert f"({kept:,} of {N:,} distinct texts)" in ended.message  # it says what it kept
 
 
 def test_a_corpus_deleted_while_it_is_embedded_leaves_no_orphans_and_says_so(
