@@ -89,8 +89,13 @@ def map_figure(
     subtitle: str = "",
     max_points: int | None = MAP_MAX_POINTS,
     seed: int = 0,
+    max_categories: int | None = None,
+    highlight_name: str = "highlighted",
 ):
     """A WebGL scatter of a 2D map. ``color``: labels (categorical) or numbers (continuous).
+    ``max_categories``: only the most frequent labels get a colour and a legend entry, the rest
+    are drawn grey as "other" (as the dashboard's map draws them; a legend of 150 intents does
+    not fit a report's picture). ``highlight_name``: the legend's name for the circled rows.
 
     Above ``max_points`` texts (``None``: no cap) it draws a seeded random sample of them, always
     with the highlighted rows (:func:`map_sample`), and the subtitle says "showing a random N
@@ -146,6 +151,28 @@ def map_figure(
         # colours follow every label's first appearance in the corpus, sampled or not
         values = list(dict.fromkeys(str(c) for c in color))
         labels = np.array([str(color[i]) for i in shown.tolist()], dtype=object)
+        if max_categories is not None and len(values) > max_categories:
+            counts: dict[str, int] = {}
+            for c in color:
+                counts[str(c)] = counts.get(str(c), 0) + 1
+            kept = set(sorted(values, key=lambda v: -counts[v])[:max_categories])
+            rest = len(values) - len(kept)
+            other = f"other ({rest:,} values)"
+            m = ~np.isin(labels, list(kept))
+            if m.any():  # drawn first, under the coloured ones
+                fig.add_trace(
+                    go.Scattergl(
+                        x=xy[m, 0],
+                        y=xy[m, 1],
+                        mode="markers",
+                        customdata=shown[m],
+                        hovertext=[hover[j] for j in np.flatnonzero(m)],
+                        hoverinfo="text",
+                        name=plotly_text(other, LEGEND_LEN),
+                        marker=dict(size=5, color="#b8b8b8", opacity=0.6),
+                    )
+                )
+            values = [v for v in values if v in kept]
         for i, value in enumerate(values):
             m = labels == value
             if not m.any():
@@ -174,7 +201,7 @@ def map_figure(
                 customdata=h,
                 hovertext=[hover[j] for j in at.tolist()],
                 hoverinfo="text",
-                name="highlighted",
+                name=plotly_text(f"{highlight_name} ({len(np.unique(h)):,})", LEGEND_LEN),
                 marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(width=2, color=HIGHLIGHT)),
             )
         )

@@ -555,7 +555,12 @@ def test_a_label_needs_repeats_and_filled_rows_and_strings():
 def test_distinct_values_are_counted_up_to_a_cap():
     rows = [{"u": f"v{i % (LABEL_MAX_VALUES + 500)}"} for i in range(3 * LABEL_MAX_VALUES)]
     assert summarize_columns(rows)["u"].n_distinct == LABEL_MAX_VALUES + 1
-    assert label_limit(10) == 50 and label_limit(23_700) == 237 and label_limit(10**9) == LABEL_MAX_VALUES
+    assert (
+        label_limit(10) == 200
+        and label_limit(3_300) == 200
+        and label_limit(23_700) == 237
+        and label_limit(10**9) == LABEL_MAX_VALUES
+    )
 
 
 _names = st.sampled_from(
@@ -580,7 +585,7 @@ _names = st.sampled_from(
     chunk=st.integers(1, 500),
 )
 def test_label_guess_is_the_rule_whatever_the_columns_and_chunks(n, specs, chunk):
-    """Every column the guess returns obeys the rule (2..max(50, 1% of rows) distinct values,
+    """Every column the guess returns obeys the rule (2..max(200, 1% of rows) distinct values,
     each on two rows on average, filled in half the rows, strings unless named like a label, no
     id-like name), every column that obeys it is returned, named ones first, and counting in
     chunks (as an upload is read) gives the same answer as counting all rows at once."""
@@ -606,7 +611,7 @@ def test_label_guess_is_the_rule_whatever_the_columns_and_chunks(n, specs, chunk
         return (
             typed
             and name not in ("doc_id", "index", "id")
-            and 2 <= k <= max(50, n // 100)
+            and 2 <= k <= max(200, n // 100)
             and 2 * k <= len(values)
             and 2 * len(values) >= n
         )

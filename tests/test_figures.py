@@ -110,7 +110,7 @@ def _drawn(fig) -> dict[int, tuple[float, float, str]]:
     """Each drawn text point (not the highlight rings) by its customdata: x, y, hover text."""
     out = {}
     for t in fig.data:
-        if t.name != "highlighted":
+        if not t.name.startswith("highlighted"):
             for row, x, y, h in zip(t.customdata, t.x, t.y, t.hovertext):
                 assert int(row) not in out  # every row drawn once
                 out[int(row)] = (x, y, h)
@@ -134,7 +134,7 @@ def test_a_big_map_draws_a_seeded_sample_that_keeps_row_ids_and_highlights(color
     assert len(drawn) == cap and set(highlight) <= set(drawn)
     for row, (x, y, h) in drawn.items():  # customdata is the corpus row: its place and its text
         assert (x, y) == tuple(coords[row]) and h == plotly_text(texts[row])
-    ring = next(t for t in fig.data if t.name == "highlighted")
+    ring = next(t for t in fig.data if t.name == "highlighted (3)")
     assert sorted(ring.customdata) == sorted(highlight)
     assert f"showing a random {cap:,} of {n:,} texts" in fig.layout.title.text
     assert "3 of the 3 highlighted" in fig.layout.title.text
@@ -239,3 +239,19 @@ def test_shift_page_axis_title_holds_the_escaped_name(tmp_path, monkeypatch):
     assert axis == f"depth with respect to {plotly_text(F_NAME)}"
     assert axis == 'depth with respect to &lt;a href="http://evil"&gt;F&lt;/a&gt; &amp; "co"'
     assert {t["name"] for t in spec["data"]} == {plotly_text(F_NAME), plotly_text(G_NAME, 40)}
+
+
+def test_an_exported_map_colours_the_largest_labels_and_greys_the_rest():
+    """A report's picture of 151 intents: the 20 largest coloured, the rest one grey "other"
+    drawn first (under them), every row drawn once, the circled rows named."""
+    rng = np.random.default_rng(0)
+    labels = [f"intent {i % 151}" for i in range(3_000)] + ["oos"] * 300
+    coords = rng.normal(size=(len(labels), 2))
+    fig = map_figure(
+        coords, [f"t{i}" for i in range(len(labels))], color=labels, highlight=range(3_000, 3_300),
+        highlight_name="selected", max_categories=20, title="t", subtitle="s",
+    )  # fmt: skip
+    names = [t.name for t in fig.data]
+    assert names[0] == "other (132 values)" and names[-1] == "selected (300)"
+    assert len(names) == 1 + 20 + 1 and "oos" in names
+    assert sum(len(t.customdata) for t in fig.data[:-1]) == len(labels)

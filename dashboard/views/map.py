@@ -39,7 +39,7 @@ from common import (
     vector_cache,
     vectors_or_stop,
 )
-from scatter import encode_labels, scatter_map
+from scatter import MAX_CATEGORIES, encode_labels, scatter_map
 
 from analytics import ExplorerError
 from analytics.figures import map_figure, plotly_text
@@ -103,12 +103,12 @@ class LazyFigure:
 st.title("Map")
 s = store()
 path = str(s.path)
-model = model_id()
 # two rows of controls (corpus, other corpora, colour, search; method and its parameters), so
 # that the map itself is above the fold on a laptop screen
 top = st.columns([3, 3, 2, 3])
 with top[0]:
     name = pick_corpus()
+model = model_id()  # the key of this corpus's vectors: read once the corpus is known
 X = vectors_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 fp = fingerprint(name)
@@ -452,13 +452,19 @@ def export_figure():
         color=color,
         color_name="" if color_by == "none" else color_by,
         highlight=picked,
+        highlight_name=highlight_name,
         title=title,
-        subtitle=subtitle,
+        subtitle=subtitle if picked is None else f"{subtitle} · circled: {sel.describe()}",
         max_points=EXPORT_MAX_POINTS,
+        max_categories=MAX_CATEGORIES,
     )
 
 
-export_controls(LazyFigure(export_figure), f"{'-'.join(names)}-{method}-map", "map-export")
+export_controls(
+    LazyFigure(export_figure),
+    f"{'-'.join(names)}{'' if picked is None else '-selection'}-{method}-map",
+    "map-export",
+)
 if picked is not None:
     st.subheader(f"{len(picked):,} selected texts")
     shown_rows = picked[:TABLE_ROWS].tolist()
