@@ -120,7 +120,11 @@ def test_map_page_draws_and_searches(app, dash_store):
 
     texts = executor_for(dash_store).store.texts("news")
     hits = [i for i, t in enumerate(texts) if "olympic" in t.lower()]
-    assert hits and buffers["highlight"].tolist() == hits and header["highlight"] == {"count": len(hits), "name": "search hits"}
+    assert (
+        hits
+        and buffers["highlight"].tolist() == hits
+        and header["highlight"] == {"count": len(hits), "name": "search hits"}
+    )
     assert header["hover"] and header["neighbors"]
 
 
