@@ -97,7 +97,7 @@ def file_name(corpus, view: str, *parts, ext: str, max_len: int = MAX_FILE_NAME)
     extension = _extension(ext)
     rest = [safe_file_part(p, fallback="", whole=False) for p in (view, *parts) if p is not None]
     tail = "-".join(p for p in rest if p)
-    room = max_len - len(extension) - 1  # bytes for the stem ("." before the extension)
+    room = max_len - len(extension.encode("utf-8")) - 1  # bytes for the stem ("." before the extension)
     corpus_room = min(60, room - len(tail.encode("utf-8")) - 1)  # "-" before the tail
     stem = safe_file_part(corpus, max_len=max(corpus_room, 8), whole=False)
     if tail:
@@ -112,7 +112,8 @@ def safe_file_name(name: str, *, max_len: int = MAX_FILE_NAME) -> str:
     if not dot or not stem or not ext or len(ext) > 8:
         stem, ext = str(name), "bin"
     extension = _extension(ext)
-    return f"{safe_file_part(stem, max_len=max_len - len(extension) - 1, fallback='export')}.{extension}"
+    room = max_len - len(extension.encode("utf-8")) - 1  # bytes for the stem
+    return f"{safe_file_part(stem, max_len=room, fallback='export')}.{extension}"
 
 
 def only_if_current(produce, is_current, *, what: str = "This file"):
