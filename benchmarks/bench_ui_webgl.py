@@ -67,27 +67,30 @@ APP = textwrap.dedent(
 )
 
 
-def make(name: str, n: int) -> None:
-    if (CACHE / f"{name}-xy.npy").exists():
+def make(name: str, n: int, cache: Path = CACHE) -> None:
+    """The synthetic map ``name`` of ``n`` points as .npy files in ``cache`` (kept: made once)."""
+    if (cache / f"{name}-xy.npy").exists():
         return
+    cache.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     k = 25
     centres = rng.uniform(-10, 10, size=(k, 2))
     sizes = rng.zipf(1.6, size=k).astype(float)
     codes = rng.choice(k, size=n, p=sizes / sizes.sum()).astype(np.int32)
     xy = (centres[codes] + rng.normal(0, 0.8, size=(n, 2))).astype(np.float32)
-    np.save(CACHE / f"{name}-xy.npy", xy)
-    np.save(CACHE / f"{name}-codes.npy", codes)
+    np.save(cache / f"{name}-xy.npy", xy)
+    np.save(cache / f"{name}-codes.npy", codes)
 
 
-def start(app: Path):
+def start(app: Path, port: int | None = None):
+    """``streamlit run app`` on localhost (``port``, else a free one); (process, URL) once it answers."""
     import os
     import subprocess
     import urllib.request
 
     from conftest import free_port
 
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port)]
     cmd += [
         "--server.address",
@@ -174,14 +177,18 @@ def lasso(page, n_expected_min: int = 1) -> tuple[float, int]:
     return dt, int(text.split()[2])
 
 
-def pan_frames(page, seconds: float = 2.0) -> list[float]:
+def pan_frames(page, seconds: float = 2.0, handle: str = HANDLE) -> list[float]:
     """Drag the map around for ``seconds``; the intervals (ms) between the frames the map
-    rendered (regl-scatterplot's 'draw' events: one per frame it drew)."""
-    box = page.locator(".exs-plot").bounding_box()
+    rendered (regl-scatterplot's 'draw' events: one per frame it drew). ``handle``: a JS
+    expression for the map's handle (window.__embexScatter[key])."""
+    box = page.evaluate(
+        f"() => {{ const r = {handle}.view.plot.getBoundingClientRect();"
+        " return {x: r.left, y: r.top, width: r.width, height: r.height}; }"
+    )
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.evaluate(
-        f"() => {{ window.__frames = []; window.__panning = true;"
-        f" window.__sub = {HANDLE}.view.sp.subscribe('draw', () => {{ if (window.__panning)"
+        f"() => {{ window.__frames = []; window.__panning = true; window.__panned = {handle};"
+        f" window.__sub = window.__panned.view.sp.subscribe('draw', () => {{ if (window.__panning)"
         " window.__frames.push(performance.now()); }); }"
     )
     page.mouse.move(cx, cy)
@@ -194,7 +201,8 @@ def pan_frames(page, seconds: float = 2.0) -> list[float]:
         k += 1
     page.mouse.up()
     frames = page.evaluate(
-        f"() => {{ window.__panning = false; {HANDLE}.view.sp.unsubscribe(window.__sub); return window.__frames; }}"
+        "() => { window.__panning = false; window.__panned.view.sp.unsubscribe(window.__sub);"
+        " return window.__frames; }"
     )
     return list(np.diff(frames))
 
