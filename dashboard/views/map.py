@@ -413,7 +413,11 @@ with side:
         word = "value" if facet.distinct == 1 else "values"
         among = " among the selected texts" if picked is not None else ""
         st.caption(plain(f"{facet.distinct:,} {word}{among}{more}"))
-        chart_key = "facet-" + hashlib.blake2b(repr((key, column, sel)).encode(), digest_size=8).hexdigest()
+        # a new chart after every filter change: a key seen before would bring back its old click
+        generation = st.session_state.setdefault("_facet_generation", 0)
+        chart_key = (
+            f"facet-{generation}-" + hashlib.blake2b(repr((key, column)).encode(), digest_size=8).hexdigest()
+        )
         clicked = st.plotly_chart(
             facet_chart(facet, chosen, picked is not None),
             key=chart_key,
@@ -428,12 +432,14 @@ with side:
                 value = value[0] if value else None
             if value is not None:
                 selection.remember(sel.toggle(column, value))
+                st.session_state["_facet_generation"] += 1
                 st.rerun()
         for col, values in sel.filters:
             if st.button(
                 f"✕ {col} = {', '.join(values)[:40]}", key=f"unfilter-{col}", help="Remove this filter"
             ):
                 selection.remember(sel.with_filter(col, ()))
+                st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
                 st.rerun()
 
 
