@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/load.py                 # 25 sessions, 5 minutes, 100k texts per corpus
     .venv/bin/python benchmarks/load.py --quick         # smoke run: 2 sessions, 30 s, 5k texts per corpus
+    .venv/bin/python benchmarks/load.py --quick --sessions 4 --minutes 1.5 --port 8780 --work /tmp/x
 
 What runs, all on this machine over loopback:
 
@@ -28,17 +29,24 @@ What runs, all on this machine over loopback:
   machine, not the server; a real team's browsers run on their own machines.
 - Each session signs in once, then loops until the time is up: pick Map, Depth, Shift test or
   Retrieval (a quarter each) as the sidebar does, wait until it is drawn (the script run ended
-  with the page's chart or input; in Chromium, drawn on the page), think 1-3 s.
+  with the page's chart or input; in Chromium, drawn on the page), think 1-3 s. The Shift test
+  runs nothing on arrival: its visit opens the page (two corpora, F and G the workspace's two)
+  and presses Run, and is timed from the sidebar to the verdict's chart (the stored result of
+  the cold pass, read again).
   Varying requests: a fifth of the Map/Depth/Retrieval visits switch to the workspace's other
-  corpus ("corpus switch"), three in ten Map visits then highlight a word ("map highlight"),
-  and every Retrieval visit runs a random query of a fixed list by a random method (dense half
-  the time, BM25 or hybrid the rest; "search").
+  corpus ("corpus switch"), three in ten Map visits then search for a word in "Select texts
+  containing" ("map highlight": the map highlights the "search hits" and says "N of M texts
+  selected"), and every Retrieval visit runs a random query of a fixed list by a random method
+  (dense half the time, BM25 or hybrid the rest; "search"). A search is the session's selection
+  of that corpus from then on (and in its URL as q=), as for a person: a later Depth visit of
+  that corpus ranks the selected texts (its chart says "N selected texts").
 
 What is measured: a cold pass first (timed separately), in which one editor per workspace opens
 every page for both corpora, which computes and caches in the store the UMAP maps and the shift
 tests (background jobs) and warms the process's caches (vectors, depths, indexes, the model);
-then the steady state under load. Errors: an exception element, "Something went wrong", a failed
-job, a sign-in form where a signed-in page should be, a page without its chart, a timeout, a
+then the steady state under load. Errors: an exception element, "Something went wrong", any
+error alert (a failed job, a user error such as a busy file) but the Shift page's verdict, a
+sign-in form where a signed-in page should be, a page without its chart, a timeout, a
 lost connection or crashed page, or an error in the server log. Server RSS (the server and its
 worker processes, summed VmRSS) at start, after the cold pass, at its peak and at the end; the
 clients' PSS; CPU seconds of the server, the clients and the rest of the machine. Then the
@@ -215,11 +223,15 @@ def build_instance(root: Path, n: int) -> None:
 # -- the server and the machine --------------------------------------------------------------------
 
 
-def free_port() -> int:
+def free_port(port: int = 0) -> int:
+    """``port`` if it is free (0: any free port the system gives)."""
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise SystemExit(f"port {port} is taken ({exc}): pass another with --port") from None
         return s.getsockname()[1]
 
 
@@ -243,8 +255,8 @@ def snapshot(work: Path) -> tuple[Path, str]:
     return target, digest.hexdigest()[:12]
 
 
-def start_server(root: Path, log_path: Path, code: Path = ROOT, timeout: float = 120):
-    port = free_port()
+def start_server(root: Path, log_path: Path, code: Path = ROOT, timeout: float = 120, port: int = 0):
+    port = free_port(port)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_SAMPLE": "0"}
     log = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -363,8 +375,14 @@ _IDLE = """() => {
 }"""
 _SIGN_IN_FORM = "Sign in to see your team's workspaces."
 #: every error alert counts (a bug's error id, a failed job, a user error such as a busy file), but
-#: the Shift page's verdict, which it draws as an error when the shift is significant
-_VERDICT = re.compile(r"^\s*(G has shifted away from F|G is more concentrated than F)")
+#: the Shift page's verdict, which it draws as an error when the test finds a shift: the first line
+#: of ShiftResult.summary() (G more outlying, G in another location, G more concentrated) or, for
+#: "Each value vs the rest", of ValueTable.summary() when a value differs
+_VERDICT = re.compile(
+    r"^\s*(G has shifted away from F|G is more concentrated than F"
+    r"|[1-9][\d,]* of [\d,]+ values of .+ differ from the rest)"
+)
+_SELECTED = re.compile(r"([\d,]+) of ([\d,]+) texts selected")  # the Map's count of the selection
 
 
 class PageError(Exception):
@@ -438,12 +456,24 @@ def key_element(s: Session, kind: str):
         title = f"{name}: UMAP map"
         webgl = page.locator(f'.exs-root[data-drawn="{s.n}"]').filter(has_text=title)
         return webgl.or_(page.locator(".js-plotly-plot").filter(has_text=title)).first
-    if kind == "depth":
-        return page.get_by_text(f"{name}: TTE depth (cosine)").first
+    if kind == "depth":  # the whole corpus, or the selection (a search made on the map)
+        return page.get_by_text(depth_title(name)).first
     if kind == "shift":
         f, g = corpus_names(s.ws)
         return page.get_by_text(f"Depth with respect to {f}: {f} vs {g}").first
     return page.get_by_role("textbox", name="Query")
+
+
+def depth_title(name: str) -> re.Pattern:
+    """The Depth chart's title for corpus ``name``: "name: TTE depth (cosine)", or with a
+    selection "name, N selected texts: TTE depth within the selection (cosine)" (or "in the
+    corpus")."""
+    return re.compile(re.escape(name) + r"(: |, [\d,]+ selected texts: )TTE depth( \(| within| in)")
+
+
+def run_button(page):
+    """The Shift page's Run button."""
+    return page.locator(".st-key-shift-run").get_by_role("button")
 
 
 def failure(page):
@@ -473,6 +503,12 @@ async def timed_run(s: Session, act, done, timeout_ms: float) -> float:
 async def visit(s: Session, kind: str, timeout_ms: float, *, switch: str | None = None) -> list:
     """Open page ``kind`` from the sidebar (then switch corpus to ``switch``): [(what, seconds)]."""
     page = s.page
+    if kind == "shift":  # nothing runs on arrival: open the page, press Run, wait for the chart
+        opened = await timed_run(s, sidebar_link(page, PAGES[kind]).click, run_button(page), timeout_ms)
+        await check_page(s)
+        ran = await timed_run(s, run_button(page).click, key_element(s, kind), timeout_ms)
+        await check_page(s)
+        return [(kind, opened + ran)]
     out = [
         (kind, await timed_run(s, sidebar_link(page, PAGES[kind]).click, key_element(s, kind), timeout_ms))
     ]
@@ -490,7 +526,9 @@ async def visit(s: Session, kind: str, timeout_ms: float, *, switch: str | None 
 
 
 async def highlight(s: Session, timeout_ms: float) -> list:
-    box = s.page.get_by_role("textbox", name="Highlight texts containing")
+    """Search the map for a word: the search hits are the selection, named in the map's legend."""
+    page = s.page
+    box = page.get_by_role("textbox", name="Select texts containing")
     current = await box.input_value()
     word = s.rng.choice([w for w in WORDS[s.ws] if w != current])
 
@@ -498,8 +536,10 @@ async def highlight(s: Session, timeout_ms: float) -> list:
         await box.fill(word)
         await box.press("Enter")
 
-    done = s.page.get_by_text("texts contain the search text").first
-    return [("map highlight", await timed_run(s, act, done, timeout_ms))]
+    seconds = await timed_run(s, act, page.get_by_text(_SELECTED).first, timeout_ms)
+    drawn = page.locator(f'.exs-root[data-drawn="{s.n}"]').filter(has_text=f"{s.corpus}: UMAP map")
+    await drawn.locator(".exs-hits").filter(has_text="search hits").first.wait_for(timeout=timeout_ms)
+    return [("map highlight", seconds)]
 
 
 async def search(s: Session, method: str, timeout_ms: float) -> list:
@@ -518,7 +558,9 @@ async def search(s: Session, method: str, timeout_ms: float) -> list:
 
     done = page.get_by_text(f"for the query, by {SCORED_BY[method]}").first
     seconds = await timed_run(s, act, done, timeout_ms)
-    await page.get_by_text(f"{s.corpus}: results on the map").first.wait_for(timeout=timeout_ms)
+    # the hits on the analyst's WebGL map, "news-a: results for 'query' on the UMAP map"
+    drawn = page.locator(f'.exs-root[data-drawn="{s.n}"]').filter(has_text=f"{s.corpus}: results for")
+    await drawn.first.wait_for(timeout=timeout_ms)
     return [(f"search ({method})", seconds)]
 
 
@@ -687,21 +729,34 @@ class Wire:
             await self.ws.send(
                 self._back(page=self.page if page is None else page, query=query, widgets=widgets)
             )
-            deadline = t0 + timeout
-            while self.runs == before:
-                if self.closed:
-                    raise PageError(f"the connection is gone: {self.closed}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no end of the script run within {timeout:.0f} s")
-                self._finished.clear()
-                try:
-                    await asyncio.wait_for(self._finished.wait(), left)
-                except TimeoutError:
-                    pass
+            await self._wait_run(before, t0 + timeout)
             return time.monotonic() - t0
         finally:
             self.busy = False
+
+    async def _wait_run(self, before: int, deadline: float) -> None:
+        """Until a full run after the ``before``-th has ended."""
+        while self.runs == before:
+            if self.closed:
+                raise PageError(f"the connection is gone: {self.closed}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no end of the script run within the page's timeout")
+            self._finished.clear()
+            try:
+                await asyncio.wait_for(self._finished.wait(), left)
+            except TimeoutError:
+                pass
+
+    def following_job(self) -> bool:
+        """Whether the page follows a background job (common.follow_job's panel): its fragment
+        polls each second and reruns the whole page when the job ends."""
+        return any("runs in the background" in t for t in self.texts())
+
+    async def next_run(self, timeout: float) -> None:
+        """Wait (the fragments' timers running, as in an idle browser) for the next full run,
+        one the server starts itself (``st.rerun`` from a fragment)."""
+        await self._wait_run(self.runs, time.monotonic() + max(timeout, 0))
 
     # what the last run drew
 
@@ -720,6 +775,15 @@ class Wire:
                 out.append(getattr(e, kind).body.replace("\\", ""))
         return out
 
+    def component(self, name: str) -> bool:
+        """Whether the last run drew the custom component ``name`` (v2 components are
+        ``bidi_component`` elements; their name may carry a module prefix)."""
+        return any(
+            e.WhichOneof("type") == "bidi_component"
+            and e.bidi_component.component_name.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == name
+            for e in self.elements
+        )
+
     def has(self, kind: str, contains: str = "") -> bool:
         for e in self.elements:
             if e.WhichOneof("type") == kind:
@@ -733,8 +797,10 @@ class Wire:
             kind = e.WhichOneof("type")
             if kind == "exception":
                 raise PageError(f"exception element: {e.exception.type}: {e.exception.message[:300]}")
-            if kind == "alert" and e.alert.format == e.alert.ERROR and not _VERDICT.match(e.alert.body):
-                raise PageError(f"error alert: {e.alert.body[:300]}")
+            if kind == "alert" and e.alert.format == e.alert.ERROR:
+                body = e.alert.body.replace("\\", "")  # markdown's escapes out, as drawn
+                if not _VERDICT.match(body):
+                    raise PageError(f"error alert: {body[:300]}")
         if any(
             e.WhichOneof("type") == "text_input" and e.text_input.label == "User name" for e in self.elements
         ):
@@ -767,22 +833,33 @@ class WireSession:
     def drawn(self, kind: str) -> bool:
         """Whether the last run drew page ``kind`` for the session's corpus."""
         w, name = self.wire, self.corpus
-        if kind == "map":
+        if kind == "map":  # the WebGL map (the page's plotly charts are the facet bars beside it)
             caption = any(t.startswith(f"corpus: {name} ·") and "UMAP" in t for t in w.texts())
-            return caption and (w.has("bidi_component") or w.has("plotly_chart"))
-        if kind == "depth":
-            return w.has("plotly_chart", f"{name}: TTE depth (cosine)")
+            return caption and w.component("embex_scatter")
+        if kind == "depth":  # the whole corpus, or the selection (a search made on the map)
+            title = depth_title(name)
+            return any(
+                e.WhichOneof("type") == "plotly_chart" and title.search(e.plotly_chart.spec)
+                for e in w.elements
+            )
         if kind == "shift":
             f, g = corpus_names(self.ws)
             return w.has("plotly_chart", f"Depth with respect to {f}: {f} vs {g}")
         return any(e.WhichOneof("type") == "text_input" and e.text_input.label == "Query" for e in w.elements)
 
     async def request(self, what: str, done, timeout: float, **run) -> tuple[str, float]:
-        seconds = await self.wire.run(timeout, **run)
+        """One script run asked for (``run``: Wire.run's page, query, widgets), and if it
+        follows a background job, the runs after it until the job's result is drawn: (what,
+        seconds until ``done()``)."""
+        t0 = time.monotonic()
+        await self.wire.run(timeout, **run)
         self.wire.check()
+        while not done() and self.wire.following_job():
+            await self.wire.next_run(t0 + timeout - time.monotonic())
+            self.wire.check()
         if not done():
             raise PageError(f"{what}: the run ended without drawing what it should")
-        return what, seconds
+        return what, time.monotonic() - t0
 
 
 async def wire_sign_in(s: WireSession, timeout: float) -> float:
@@ -809,6 +886,13 @@ async def wire_sign_in(s: WireSession, timeout: float) -> float:
 
 
 async def wire_visit(s: WireSession, kind: str, timeout: float) -> tuple[str, float]:
+    if kind == "shift":  # nothing runs on arrival: open the page, press Run, wait for the chart
+        t0 = time.monotonic()
+        await s.wire.run(timeout, page=s.wire.pages[PAGES[kind]])
+        s.wire.check()
+        run = widget_state(s.wire.widget("button", "Run"), trigger_value=True)
+        await s.request(kind, lambda: s.drawn(kind), t0 + timeout - time.monotonic(), widgets=[run])
+        return kind, time.monotonic() - t0
     return await s.request(kind, lambda: s.drawn(kind), timeout, page=s.wire.pages[PAGES[kind]])
 
 
@@ -821,11 +905,13 @@ async def wire_switch(s: WireSession, kind: str, timeout: float) -> tuple[str, f
 
 
 async def wire_highlight(s: WireSession, word: str, timeout: float) -> tuple[str, float]:
+    """Search the map for ``word``: the hits become the selection, counted beside the map."""
     w = s.wire
-    box = widget_state(w.widget("text_input", "Highlight texts containing"), string_value=word)
+    box = widget_state(w.widget("text_input", "Select texts containing"), string_value=word)
 
     def done():
-        return any("texts contain the search text" in t for t in w.texts()) and s.drawn("map")
+        counts = [m.groups() for m in map(_SELECTED.search, w.texts()) if m]
+        return any(int(of.replace(",", "")) == s.n for _, of in counts) and s.drawn("map")
 
     return await s.request("map highlight", done, timeout, widgets=[box])
 
@@ -1301,6 +1387,7 @@ def main() -> int:
     ap.add_argument(
         "--min-free-gib", type=float, default=2.0, help="stop when the machine has less available"
     )
+    ap.add_argument("--port", type=int, default=0, help="the server's port (default: any free one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--in-place", action="store_true", help="serve the working tree itself, not a copy taken at the start"
@@ -1337,7 +1424,7 @@ def main() -> int:
         f"code: {code} (commit {commit.stdout.strip() or '?'} plus the tree's uncommitted changes; {digest})"
     )
     log_path = work / f"server-{args.texts}.log"
-    proc, url = start_server(root, log_path, code)
+    proc, url = start_server(root, log_path, code, port=args.port)
     monitor = Monitor(proc.pid, args.min_free_gib)
     rss_start = monitor.server_rss()
     failed, cold, records, memory = [], [], [], {}
