@@ -151,6 +151,20 @@ def map_figure(
         # colours follow every label's first appearance in the corpus, sampled or not
         values = list(dict.fromkeys(str(c) for c in color))
         labels = np.array([str(color[i]) for i in shown.tolist()], dtype=object)
+
+        def group(m, name: str, colour: str, opacity: float):
+            """The drawn points where ``m`` holds, as one legend entry."""
+            return go.Scattergl(
+                x=xy[m, 0],
+                y=xy[m, 1],
+                mode="markers",
+                customdata=shown[m],
+                hovertext=[hover[j] for j in np.flatnonzero(m)],
+                hoverinfo="text",
+                name=plotly_text(name, LEGEND_LEN),
+                marker=dict(size=5, color=colour, opacity=opacity),
+            )
+
         if max_categories is not None and len(values) > max_categories:
             counts: dict[str, int] = {}
             for c in color:
@@ -160,35 +174,13 @@ def map_figure(
             other = f"other ({rest:,} values)"
             m = ~np.isin(labels, list(kept))
             if m.any():  # drawn first, under the coloured ones
-                fig.add_trace(
-                    go.Scattergl(
-                        x=xy[m, 0],
-                        y=xy[m, 1],
-                        mode="markers",
-                        customdata=shown[m],
-                        hovertext=[hover[j] for j in np.flatnonzero(m)],
-                        hoverinfo="text",
-                        name=plotly_text(other, LEGEND_LEN),
-                        marker=dict(size=5, color="#b8b8b8", opacity=0.6),
-                    )
-                )
+                fig.add_trace(group(m, other, "#b8b8b8", 0.6))
             values = [v for v in values if v in kept]
         for i, value in enumerate(values):
             m = labels == value
             if not m.any():
                 continue
-            fig.add_trace(
-                go.Scattergl(
-                    x=xy[m, 0],
-                    y=xy[m, 1],
-                    mode="markers",
-                    customdata=shown[m],
-                    hovertext=[hover[j] for j in np.flatnonzero(m)],
-                    hoverinfo="text",
-                    name=plotly_text(value, LEGEND_LEN),
-                    marker=dict(size=5, color=PALETTE[i % len(PALETTE)], opacity=0.7),
-                )
-            )
+            fig.add_trace(group(m, value, PALETTE[i % len(PALETTE)], 0.7))
     if highlight is not None and len(highlight):
         h = np.asarray(highlight, dtype=np.int64)
         h = h[np.isin(h, shown)] if shown.size < n else h
