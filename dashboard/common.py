@@ -116,8 +116,10 @@ def texts_and_metadata(name: str):
     return vector_cache().corpus(store(), name)
 
 
-def vectors_or_stop(name: str) -> np.ndarray:
-    """The corpus's vectors, or a message pointing at the Embed page and the end of this run."""
+def embedded_or_stop(name: str) -> None:
+    """Return when every text of the corpus has a vector; else a message pointing at the Embed
+    page and the end of this run. Reads no vectors (a page whose work runs in a job, or that
+    needs them only on a click, should not wait seconds for a million of them)."""
     s = store()
     done, total = s.embedded_count(name, model_id()), s.corpus_info(name).n_docs
     if done < total:
@@ -127,7 +129,22 @@ def vectors_or_stop(name: str) -> np.ndarray:
         )
         st.page_link("views/embed.py", label="Go to Embed", icon=":material/memory:")
         st.stop()
-    return vector_cache().vectors(s, name, model_id())
+
+
+def vectors_or_stop(name: str) -> np.ndarray:
+    """The corpus's vectors, or a message pointing at the Embed page and the end of this run."""
+    embedded_or_stop(name)
+    return vector_cache().vectors(store(), name, model_id())
+
+
+@st.cache_data(show_spinner=False, ttl=10)
+def embedded_corpora(path: str, model: str, versions: tuple[tuple[str, str, int], ...]) -> list[str]:
+    """The corpora (``versions``: name, fingerprint, size) whose every text has a vector for
+    ``model``. Counting joins each corpus's documents with the vectors (a second at a million
+    texts), so the answer is kept for a few seconds: a page run that lists them (the Map's
+    "Draw with") does not pay for it on every click."""
+    s = get_store(path)
+    return [name for name, _, n in versions if n and s.embedded_count(name, model) == n]
 
 
 def depths(name: str, distance: str = "cosine") -> np.ndarray:

@@ -14,7 +14,8 @@ What travels, and how:
   map: later runs that draw the same map send a stub of a few hundred bytes.
 - Pan, zoom, hover and the legend run in the browser with no Streamlit run at all.
 - Up, only on a box or lasso (or a double-click that clears it): the selected row ids, once,
-  as the component's ``selection`` state; that reruns the page, which reads it from the event.
+  as the component's ``selection`` state; that reruns the page, which reads it with
+  :func:`last_event` before it draws anything (one run shows the selection everywhere).
 - Hover text and click neighbours: the browser asks for one row at a time, after the pointer
   has rested 150 ms or on a click, through a tiny second component inside an ``st.fragment``.
   Only that fragment reruns; it calls ``hover`` / ``neighbors`` for that row and sends back a
@@ -74,6 +75,7 @@ class ScatterEvent:
     selection: tuple[int, ...] = ()
     mode: str | None = None
     clicked: int | None = None
+    seq: int = 0  # the browser numbers each box or lasso: a new one differs from one sent again
 
 
 @dataclass(frozen=True)
@@ -481,13 +483,31 @@ def scatter_map(
         height=int(height),
     )
     _channel(key, n, hover, neighbors, on_click)
-    selection = result.get("selection") if result is not None else None
+    return _event(key, n, result.get("selection") if result is not None else None)
+
+
+def last_event(key: str, n: int) -> ScatterEvent:
+    """What the map under ``key`` sent last (its box or lasso), read before the map is drawn
+    in this run: a page that acts on a new lasso can then draw the map, the counts and the
+    table with it in this same run, where reading it from :func:`scatter_map`'s return value
+    would need a second run (at 100,000 points, most of a lasso's round trip)."""
+    state = st.session_state.get(key) if key in st.session_state else None
+    return _event(key, n, state.get("selection") if isinstance(state, Mapping) else None)
+
+
+def _event(key: str, n: int, selection) -> ScatterEvent:
+    """A :class:`ScatterEvent` from the component's ``selection`` state (checked: it comes
+    from the browser) and the last click."""
     rows: tuple[int, ...] = ()
-    mode = None
+    mode, seq = None, 0
     if isinstance(selection, Mapping) and isinstance(selection.get("rows"), list):
         rows = tuple(sorted({int(r) for r in selection["rows"] if isinstance(r, int) and 0 <= r < n}))
         mode = selection.get("mode") if selection.get("mode") in ("lasso", "box") else None
+        seq = selection.get("seq") if isinstance(selection.get("seq"), int) else 0
     clicked = st.session_state.get(f"{key}-clicked")
     return ScatterEvent(
-        selection=rows, mode=mode if rows else None, clicked=clicked if isinstance(clicked, int) else None
+        selection=rows,
+        mode=mode if rows else None,
+        clicked=clicked if isinstance(clicked, int) else None,
+        seq=seq,
     )

@@ -82,9 +82,10 @@ def clear(name: str) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _resolved(path: str, fp: str, sel: Selection, _texts, _metadata) -> np.ndarray:
-    """Row ids of a selection, computed once per corpus version (``fp``) and selection."""
-    rows = resolve(sel, _texts, _metadata)
+def _resolved(path: str, fp: str, sel_key: str, _sel: Selection, _texts, _metadata) -> np.ndarray:
+    """Row ids of a selection, computed once per corpus version (``fp``) and selection (its
+    digest ``sel_key``: the selection itself is not hashed)."""
+    rows = resolve(_sel, _texts, _metadata)
     rows.flags.writeable = False
     return rows
 
@@ -95,7 +96,7 @@ def rows(name: str, texts, metadata, sel: Selection | None = None) -> np.ndarray
     if sel.is_everything:
         return None
     s = store()
-    return _resolved(str(s.path), s.corpus_fingerprint(name), sel, texts, metadata)
+    return _resolved(str(s.path), s.corpus_fingerprint(name), sel.key, sel, texts, metadata)
 
 
 def scope(name: str, texts, metadata, *, key: str = "scope") -> np.ndarray | None:

@@ -14,11 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, timeout: int = 600) -> str:
     out = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-4000:]
     return out.stdout
 
 
@@ -39,6 +39,33 @@ def test_bench_embed_runs_through_the_parquet_sink_of_the_gpu_image():
     assert "1.000000 / 1.000000" in row, row  # the shards read back the same vectors as encode
 
 
+def test_bench_ui_quick_measures_the_map_page_its_plotly_peer_and_the_component(tmp_path):
+    """benchmarks/bench_ui.py at small sizes, end to end: a real `embex serve`, the plotly peer
+    app and the component app in Chromium. Every measure gets a number, the lasso selects rows."""
+    stdout = _run(
+        "benchmarks/bench_ui.py", "--quick", "--cache", str(tmp_path), "--port-base", "8765", timeout=1500
+    )
+    table = [line for line in stdout.splitlines() if line.startswith("| ")][1:]  # no header
+    rows = [line.split(" | ") for line in table]
+    measured = {r[0][2:]: int(r[1]) for r in rows}
+    assert all(n >= 1 for n in measured.values()), measured
+    for start in (
+        "20,000 texts: corpus chosen in the picker",
+        "20,000 texts, Map page: time per frame while panning",
+        "3,000 texts: lasso mouse-up -> page shows",
+        "3,000 texts, plotly scattergl",
+        "50,000 synthetic points, component app: chosen again",
+    ):
+        assert any(label.startswith(start) for label in measured), (start, list(measured))
+    memory = [r for r in stdout.splitlines() if r.startswith("| server") and "MiB" in r]
+    assert len(memory) == 5 and all(float(r.split(" | ")[2].split()[0].replace(",", "")) > 50 for r in memory)
+    selected = next(line for line in stdout.splitlines() if "rows selected" in line)
+    counts = [int(c) for c in selected.rsplit("[", 1)[1].rstrip("]").split(",")]
+    assert len(counts) == 3 and all(0 < c < 3_000 for c in counts), selected
+    assert "plotly scattergl / the WebGL Map page" in stdout
+    assert {p.name for p in (tmp_path / "ui_shots").iterdir()} >= {"map-ui-20k.png", "component-50k.png"}
+
+
 @pytest.mark.skipif(
     not (ROOT.parent / "shared" / "data" / "clinc150" / "data_full.json").exists(),
     reason="the walkthrough reads CLINC150 from ../shared/data, which this checkout does not have beside it",
@@ -47,21 +74,13 @@ def test_walkthrough_quick_takes_the_analysts_path_and_counts_it(tmp_path):
     """benchmarks/walkthrough.py --quick (issue 14): a real `embex serve` on a fresh store and
     Chromium take the path upload -> embed -> map -> selection -> shift -> outliers -> report ->
     PNG on 170 CLINC150 queries; every step is counted and timed, and what each shows is right."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/walkthrough.py",
-            "--quick",
-            *("--out", str(tmp_path / "out"), "--tmp", str(tmp_path / "tmp"), "--port", "8774"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    stdout = _run(
+        "benchmarks/walkthrough.py",
+        "--quick",
+        *("--out", str(tmp_path / "out"), "--tmp", str(tmp_path / "tmp"), "--port", "8774"),
         timeout=900,
-        check=False,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-4000:]
-    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| ")][1:]
     steps = {r[0][2:]: (int(r[1]), float(r[-1].rstrip(" |"))) for r in rows if not r[0].startswith("| **")}
     assert list(steps) == [
         "Upload", "Embed", "Map", "Selection (oos bar)", "Shift test", "Outliers", "Report", "PNG of the map",
@@ -71,7 +90,7 @@ def test_walkthrough_quick_takes_the_analysts_path_and_counts_it(tmp_path):
     assert int(total[1].strip("*")) == sum(a for a, _ in steps.values())
     checks = dict(
         line.strip().split(": ", 1)
-        for line in out.stdout.split("\nchecks:\n")[1].split("\n\n")[0].splitlines()
+        for line in stdout.split("\nchecks:\n")[1].split("\n\n")[0].splitlines()
         if ": " in line
     )
     assert checks["embedded"] == "170 of 170 rows" and checks["selected"] == "20"

@@ -279,6 +279,26 @@ def test_a_selection_in_the_map_becomes_the_shared_selection_table_and_a_new_cor
     assert not at.subheader and "sel" not in at.query_params and _map(at)[1]["highlight"] is None
 
 
+def test_a_lasso_is_acted_on_in_the_run_it_arrives_and_once(open_map, map_store):
+    """The page reads the component's state before it draws (one run per lasso, not two); a
+    run for another reason sees the same lasso again and leaves a cleared selection cleared;
+    the same rows lassoed again (a new number from the browser) select again."""
+    at = open_map()
+    el, _, _ = _map(at)
+    at.session_state[el.key] = {"selection": {"rows": [5, 1], "mode": "lasso", "seq": 1}}
+    at.run()
+    assert at.session_state["_selections"]["c"].rows == (1, 5)
+    assert _map(at)[2]["highlight"].tolist() == [1, 5]  # drawn in that same run
+    assert [h.value for h in at.subheader] == ["2 selected texts"]
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert at.session_state["_selections"]["c"].is_everything and _map(at)[1]["highlight"] is None
+    at.selectbox(key="map_color").set_value("source").run()  # the component still holds lasso 1
+    assert at.session_state["_selections"]["c"].is_everything
+    at.session_state[el.key] = {"selection": {"rows": [5, 1], "mode": "lasso", "seq": 2}}
+    at.run()
+    assert at.session_state["_selections"]["c"].rows == (1, 5)
+
+
 def test_other_corpora_are_drawn_on_the_same_map_coloured_by_corpus(open_map, map_store):
     at = open_map()
     assert "d" in at.multiselect(key="map_others").options  # every corpus embedded with the model

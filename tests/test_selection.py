@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from analytics.errors import ParameterError
 from analytics.memory import Metadata
-from analytics.selection import Selection, cell_key, facet_counts, resolve, search_rows
+from analytics.selection import Selection, cell_key, facet_counts, resolve, rows_key, search_rows
 
 TEXTS = ["Refund my card", "hello there", "card declined", "what is the weather", "REFUND please"]
 META = [
@@ -104,3 +104,34 @@ def test_coded_columns_count_as_plain_lists_do(cells):
     fast_codes, fast_table = column_keys(Metadata(meta), "c")
     slow_codes, slow_table = column_keys(meta, "c")
     assert [fast_table[c] for c in fast_codes] == [slow_table[c] for c in slow_codes]
+
+
+parts = st.tuples(
+    st.none() | st.lists(st.integers(0, 300), max_size=40),
+    st.lists(
+        st.tuples(st.sampled_from(["intent", "domain"]), st.lists(st.sampled_from(["a", "b", ""]))),
+        max_size=3,
+    ),
+    st.sampled_from(["", "card", "Card"]),
+)
+
+
+@given(parts, parts)
+def test_the_cache_key_of_a_selection_names_exactly_the_selection(one, two):
+    """Pages key their caches by ``Selection.key`` (a digest) instead of hashing 80,000 row ids:
+    two selections share a key exactly when they are equal."""
+    a, b = (
+        Selection("c", rows, tuple((c, tuple(v)) for c, v in filters), q) for rows, filters, q in (one, two)
+    )
+    assert (a.key == b.key) == (a == b)
+    assert Selection("c", *one[:1]).key != Selection("d", *one[:1]).key
+    assert a.key == Selection(a.corpus, a.rows, a.filters, a.search).key  # not of the object: of its parts
+
+
+@given(
+    st.lists(st.integers(0, 10**6), unique=True, max_size=50),
+    st.lists(st.integers(0, 10**6), unique=True, max_size=50),
+)
+def test_rows_key_tells_row_sets_apart(one, two):
+    one, two = sorted(one), sorted(two)
+    assert (rows_key(np.array(one, dtype=np.int64)) == rows_key(two)) == (one == two)

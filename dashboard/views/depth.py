@@ -25,6 +25,7 @@ from analytics import median_index, tte_depth
 from analytics.figures import depth_histogram
 from analytics.params import RULES
 from analytics.representatives import pick_representatives
+from analytics.selection import rows_key as rows_key_of
 from analytics.tables import depth_csv, depth_rows, label_summary, metadata_columns
 
 #: a corpus up to this many texts is tabled whole; a larger one shows its two ends (the CSV has all)
@@ -71,7 +72,7 @@ if picked is not None:
             "text's depth in the corpus, ranked.",
         )
         if within == "the selection":
-            rows_key = str(hash(picked.tobytes()))
+            rows_key = rows_key_of(picked)
             d = selection_depth(
                 str(store().path), name, fingerprint(name), model_id(), picked, rows_key, distance
             )
@@ -178,7 +179,7 @@ reps = representatives(
     spread,
     distance,
     row_ids,
-    None if row_ids is None else str(hash(row_ids.tobytes())),
+    None if row_ids is None else rows_key_of(row_ids),
 )
 rows = reps.rows(texts)
 if row_ids is not None:

@@ -23,6 +23,8 @@ from common import (
     csv_bytes,
     depths,
     download,
+    embedded_corpora,
+    embedded_or_stop,
     export_controls,
     fingerprint,
     get_store,
@@ -37,9 +39,8 @@ from common import (
     texts_and_metadata,
     url_param,
     vector_cache,
-    vectors_or_stop,
 )
-from scatter import MAX_CATEGORIES, encode_labels, scatter_map
+from scatter import MAX_CATEGORIES, encode_labels, last_event, scatter_map
 
 from analytics import ExplorerError
 from analytics.figures import map_figure, plotly_text
@@ -109,17 +110,14 @@ top = st.columns([3, 3, 2, 3])
 with top[0]:
     name = pick_corpus()
 model = model_id()  # the key of this corpus's vectors: read once the corpus is known
-X = vectors_or_stop(name)
+embedded_or_stop(name)  # the vectors themselves are read only for a click's neighbours
 texts, metadata = texts_and_metadata(name)
 fp = fingerprint(name)
 sel = selection.current(name)
 
 # other corpora on the same map: only those embedded with the same model
-embedded = [
-    c.name
-    for c in s.list_corpora()
-    if c.name != name and c.n_docs and s.embedded_count(c.name, model) == c.n_docs
-]
+versions = tuple((c.name, s.corpus_fingerprint(c.name), c.n_docs) for c in s.list_corpora() if c.name != name)
+embedded = embedded_corpora(path, model, versions)
 if "map_others" in st.session_state:
     st.session_state["map_others"] = [o for o in st.session_state["map_others"] if o in embedded]
 others = top[1].multiselect(
@@ -221,6 +219,31 @@ def joined(column_of) -> list:
     return out
 
 
+# One component per map (corpora, their versions, model, method, parameters): a new colouring or
+# selection is new data for the same component, so the view is kept. The selection lives in the
+# session (dashboard/selection.py), not in the component: it survives a new map.
+view = "\x1f".join(map(str, (names, [fingerprint(o) for o in names], model, method, sorted(params.items()))))
+key = "map-" + hashlib.blake2b(view.encode(), digest_size=8).hexdigest()
+
+# A box or lasso the user drew since the last run becomes the selection before anything is
+# drawn, so that this one run shows it everywhere (map, counts, table). The component keeps its
+# last one: a run for any other reason reads it again, and must not undo a filter or a cleared
+# selection, hence the comparison with the last one seen (each lasso has a new number).
+event = last_event(key, n_map)
+lasso = (event.selection, event.mode, event.seq)
+seen = st.session_state.get(f"{key}-seen")
+st.session_state[f"{key}-seen"] = lasso
+map_note = ""
+if seen is not None and lasso != seen:
+    rows = [r for r in event.selection if r < len(texts)]  # of this corpus (a joint map holds others)
+    if event.selection and len(rows) < len(event.selection):
+        map_note = (
+            f"The selection keeps the {len(rows):,} texts of {name}; the other corpora's "
+            f"{len(event.selection) - len(rows):,} are not part of it."
+        )
+    sel = sel.with_rows(rows if event.selection else None)
+    selection.remember(sel)
+
 colour: dict = {}
 if color_by == "corpus":
     colour = {"codes": np.repeat(np.arange(len(names), dtype=np.int32), np.diff(starts)), "categories": names}
@@ -291,20 +314,17 @@ def neighbours(row: int) -> list[tuple[int, float]]:
     one matrix-vector product over the shared read-only vectors, no copy and no index."""
     i, r = locate(row)
     own = names[i]
-    Xi = X if i == 0 else corpus_vectors(path, own, model)
+    Xi = corpus_vectors(path, own, model)
     hits = row_neighbours(Xi, r, NEIGHBOURS, norms=vector_norms(path, own, model, fingerprint(own)))
     return [(int(j) + int(starts[i]), float(sc)) for j, sc in zip(hits.ids[0], hits.scores[0], strict=True)]
 
 
-# One component per map (corpora, their versions, model, method, parameters): a new colouring or
-# selection is new data for the same component, so the view is kept. The selection lives in the
-# session (dashboard/selection.py), not in the component: it survives a new map.
-view = "\x1f".join(map(str, (names, [fingerprint(o) for o in names], model, method, sorted(params.items()))))
-key = "map-" + hashlib.blake2b(view.encode(), digest_size=8).hexdigest()
 st.caption(plain(subtitle))
+if map_note:
+    st.caption(plain(map_note))
 map_col, side = st.columns([3, 1])
 with map_col:
-    event = scatter_map(
+    scatter_map(
         proj.coords,
         **colour,
         highlight=picked,
@@ -315,23 +335,6 @@ with map_col:
         height=MAP_HEIGHT,
         key=key,
     )
-
-# a box or lasso the user drew since the last run (the component keeps its last one: a rerun
-# for any other reason returns it again, and must not undo a filter or a cleared selection)
-lasso = (event.selection, event.mode)
-seen = st.session_state.get(f"{key}-seen")
-st.session_state[f"{key}-seen"] = lasso
-if seen is not None and lasso != seen:
-    rows = [r for r in event.selection if r < len(texts)]  # of this corpus (a joint map holds others)
-    if event.selection and len(rows) < len(event.selection):
-        st.session_state["_map_note"] = (
-            f"The selection keeps the {len(rows):,} texts of {name}; the other corpora's "
-            f"{len(event.selection) - len(rows):,} are not part of it."
-        )
-    selection.remember(sel.with_rows(rows if event.selection else None))
-    st.rerun()
-if st.session_state.get("_map_note"):
-    st.caption(plain(st.session_state.pop("_map_note")))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -395,7 +398,7 @@ with side:
         )
     facet_cols = [c for c in ([label] if label in cols else []) + [c for c in cols if c != label]]
     picked_rows = picked if picked is not None else None
-    all_facets = facets(path, fp, tuple(facet_cols), sel, metadata, picked_rows)
+    all_facets = facets(path, fp, tuple(facet_cols), sel.key, metadata, picked_rows)
     if not all_facets:
         st.caption("No metadata column with few enough values to count.")
     else:

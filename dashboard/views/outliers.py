@@ -8,6 +8,7 @@ import streamlit as st
 from common import (
     csv_bytes,
     download,
+    embedded_or_stop,
     job_result,
     model_id,
     number_input,
@@ -19,7 +20,6 @@ from common import (
     slider,
     store,
     texts_and_metadata,
-    vectors_or_stop,
 )
 from selection import remember, scope
 
@@ -36,7 +36,7 @@ from analytics.outliers import (
 )
 from analytics.params import RULES
 from analytics.results import from_bytes
-from analytics.selection import Selection
+from analytics.selection import Selection, rows_key
 
 #: how the page names each ranking (analytics/outliers.py explains them)
 RANKINGS = {
@@ -76,7 +76,7 @@ def mark(name: str, rows: list[int], on: bool) -> None:
 
 st.title("Outliers")
 name = pick_corpus()
-vectors_or_stop(name)
+embedded_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 scoped = scope(name, texts, metadata, key="outliers-scope")
 label_column = store().corpus_info(name).label_column
@@ -163,7 +163,7 @@ if c2.button(
     remember(Selection(name, rows=report.flagged[listed].tolist()))
     keep = {key: st.query_params[key] for key in ("ws", "corpus", "sel") if key in st.query_params}
     st.switch_page("views/map.py", query_params=keep)
-csv_view = (name, repr(sorted(request.items())), None if scoped is None else hash(scoped.tobytes()))
+csv_view = (name, repr(sorted(request.items())), None if scoped is None else rows_key(scoped))
 live = st.session_state.setdefault("_outliers_csv_live", {})
 
 

@@ -14,6 +14,7 @@ from common import (
     chart_subtitle,
     csv_bytes,
     download,
+    embedded_or_stop,
     executor,
     export_controls,
     follow_job,
@@ -27,7 +28,6 @@ from common import (
     store,
     texts_and_metadata,
     url_param,
-    vectors_or_stop,
 )
 
 from analytics.export import file_name
@@ -313,8 +313,8 @@ if mode == "corpora":
     with c2:
         g_name = pick_corpus("Comparison corpus G", key="shift_g", exclude=f_name)
     distance, permutations = distance_and_permutations()
-    vectors_or_stop(f_name)
-    vectors_or_stop(g_name)
+    embedded_or_stop(f_name)
+    embedded_or_stop(g_name)
     params = {
         "corpus": f_name,
         "compare": g_name,
@@ -344,7 +344,7 @@ if mode == "selection":
     st.session_state["corpus"] = name  # the corpus this session works on (its vectors' model)
 else:
     name = pick_corpus("Corpus", key="corpus")
-vectors_or_stop(name)
+embedded_or_stop(name)
 texts, metadata = texts_and_metadata(name)
 
 if mode == "values":
