@@ -925,7 +925,14 @@ def _run_outliers(ctx: JobContext) -> None:
     ctx.progress("reading the vectors", 0.0)
     X = shared_cache().vectors(ctx.store, p["corpus"], p["model_id"])
     ctx.checkpoint("finding each text's nearest neighbours and depths", 0.1)
-    report = find_outliers(X, quantile=p["quantile"], count=p["count"], k=p["k"], by=p["by"])
+    report = find_outliers(
+        X,
+        quantile=p["quantile"],
+        count=p["count"],
+        k=p["k"],
+        by=p["by"],
+        progress=lambda stage, f: ctx.checkpoint(stage, 0.1 + 0.9 * f),
+    )
     ctx.store.put_result(ctx.job.key, "outliers", to_bytes(report))
     ctx.say(f"{len(report.flagged):,} outliers flagged by {p['by']} depth")
 

@@ -101,6 +101,7 @@ def find_outliers(
     by: str = "local",
     distance: str = "cosine",
     device: str | None = "cpu",
+    progress=None,
 ) -> OutlierReport:
     """Flag the most outlying texts: the lowest ``quantile`` of scores, or the ``count`` lowest.
 
@@ -121,6 +122,10 @@ def find_outliers(
         The distance of both depths.
     device : str, optional
         Where the exact k-NN search runs (``"cpu"``, or ``"cuda"`` through torch).
+    progress : callable ``(stage, fraction)``, optional
+        Hears how far the work is (a job's progress bar; it may raise to stop): the depths
+        first, then the nearest-neighbour search a batch of rows at a time, most of the time
+        at 100,000 texts.
     """
     if count is None and quantile is None:
         raise ParameterError("Give quantile= (e.g. 0.05) or count= (e.g. 20).")
@@ -131,11 +136,20 @@ def find_outliers(
         count = rules["count"].check(count)
     k = rules["k"].check(k)
     by = rules["by"].check(by)
+    tell = progress if progress is not None else (lambda stage, fraction: None)
+    tell("depth of every text", 0.0)
     depths = tte_depth(X, distance=distance)
     n = depths.size
     n_flag = min(n, count if count is not None else max(1, int(np.ceil(quantile * n))))
     k = min(k, n - 1)
-    ids, sims = nearest_neighbours(ExactIndex(X, device=device), k)
+    search = "each text's nearest neighbours"
+    tell(search, 0.05)
+    ids, sims = nearest_neighbours(
+        ExactIndex(X, device=device),
+        k,
+        progress=lambda done: tell(search, 0.05 + 0.9 * done / n if done < n else 0.95),
+    )
+    tell("local depth of every text", 0.95)
     local = _local_depths(X, ids, distance)
     scores = outlier_scores(depths, local, by=by)
     flagged = most_outlying(scores, n_flag)
@@ -230,9 +244,10 @@ def outlier_scores(depths, local_depths, *, by: str = "local") -> np.ndarray:
     return (depth_percentile(depths) + depth_percentile(local_depths)) / 2.0
 
 
-def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048):
+def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048, progress=None):
     """The k nearest other rows of every row, nearest first: ``(ids, similarities)``, each
-    (n, k). One search serves local depth, the k-NN isolation score and the outliers' evidence."""
+    (n, k). One search serves local depth, the k-NN isolation score and the outliers' evidence.
+    ``progress(rows_done)`` hears after each batch."""
     n = len(index)
     ids = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k), dtype=np.float32)
@@ -240,6 +255,8 @@ def nearest_neighbours(index: ExactIndex, k: int = 10, *, batch: int = 2048):
         rows = np.arange(start, min(start + batch, n))
         hits = index.search(index.vectors[rows], k, exclude=rows)
         ids[rows], sims[rows] = hits.ids, hits.scores
+        if progress is not None:
+            progress(int(rows[-1]) + 1)
     return ids, sims
 
 

@@ -363,7 +363,7 @@ def build_report(
         shared,
         "outliers",
         outliers_params,
-        lambda: find_outliers(X),
+        lambda: find_outliers(X, progress=part("outliers", "outliers")),
         OutlierReport,
     )
     flagged = np.asarray(outliers.flagged, dtype=np.int64)

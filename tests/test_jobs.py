@@ -164,6 +164,33 @@ def test_cancel_a_running_map_kills_its_worker_and_stores_nothing(tmp_path):
         store.close()
 
 
+def test_an_outliers_job_shows_its_neighbour_search_and_stops_in_it_when_cancelled(tmp_path):
+    """The k-NN search is most of an outliers job: its bar moves through it a batch at a time,
+    and a cancel stops it there (nothing stored); the same request then runs to the end."""
+    store = Store(tmp_path / "outliers.duckdb")
+    _corpus(store, "big", 40_000, seed=2)
+    ex = Executor(store)
+    try:
+        job = ex.submit("outliers", {"corpus": "big", "model_id": "m"})
+        stages = []
+
+        def searching():
+            now = ex.get(job.id)
+            stages.append((now.stage, now.fraction))
+            return now.stage == "each text's nearest neighbours" or now.state != "queued" and now.finished
+
+        _until(searching, "the neighbour search reports", timeout=120)
+        ex.cancel(job.id)
+        ended = ex.wait(job.id, timeout=120)
+        assert ended.state == "cancelled", (ended.state, stages)
+        assert 0.1 < ended.fraction < 1.0 and not store.has_result(job.key)
+        again = ex.submit("outliers", {"corpus": "big", "model_id": "m"})
+        assert ex.wait(again.id, timeout=300).state == "done" and store.has_result(again.key)
+    finally:
+        ex.shutdown()
+        store.close()
+
+
 def test_cancel_a_queued_job_and_it_never_starts(ex):
     gate = _gate("q")
     first = ex.submit("gate", {"gate": "q"}, requested_by="same")

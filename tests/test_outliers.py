@@ -234,6 +234,36 @@ def test_the_default_ranking_is_local():
     np.testing.assert_array_equal(outlier_scores([3.0, 1.0], [1.0, 2.0]), [1.0, 2.0])
 
 
+def test_progress_names_each_step_moves_forward_and_stops_when_asked():
+    """A job's progress bar for outliers: depth, then the neighbour search a batch at a time
+    (most of the time), never backwards; a hook that raises (a cancelled job) stops the work."""
+    from analytics.outliers import nearest_neighbours
+    from analytics.retrieval import ExactIndex
+
+    X = np.random.default_rng(3).normal(size=(5000, 8))
+    seen = []
+    report = find_outliers(X, progress=lambda stage, f: seen.append((stage, f)))
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] >= 0.95
+    stages = [stage for stage, _ in seen]
+    assert stages[0] == "depth of every text" and stages[-1] == "local depth of every text"
+    assert stages.count("each text's nearest neighbours") == 1 + 3  # 5,000 rows in batches of 2,048
+    assert len(report.flagged) == 250
+
+    class Stop(Exception):
+        pass
+
+    def stop(stage, f):
+        if f > 0.5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        find_outliers(X, progress=stop)
+    done = []
+    nearest_neighbours(ExactIndex(X), 3, batch=1000, progress=done.append)
+    assert done == [1000, 2000, 3000, 4000, 5000]
+
+
 def test_combined_is_the_mean_of_the_two_depth_percentiles():
     depths = np.array([0.1, 0.2, 0.3, 0.4])
     local = np.array([0.4, 0.1, 0.3, 0.2])
