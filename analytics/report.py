@@ -79,11 +79,14 @@ class ReportRequest:
     ``color``: the map's colouring (None: the corpus's label column; "depth"; "none"; or a
     metadata column). ``selection``: a saved selection's id (:meth:`Store.save_selection`),
     shown in a section of its own, described by ``selection_note``. ``map_params``: the map
-    method's parameters (see :mod:`analytics.params`), as the Map page has them."""
+    method's parameters (see :mod:`analytics.params`), as the Map page has them.
+    ``shift_selection``: test whether the selection has shifted away from the rest of the
+    corpus (instead of a second corpus ``compare``)."""
 
     corpus: str
     model_id: str
     compare: str | None = None
+    shift_selection: bool = False
     method: str = "umap"
     map_params: tuple[tuple[str, object], ...] = ()
     color: str | None = None
@@ -103,6 +106,7 @@ class ReportRequest:
             "selection": self.selection,
             "selection_note": self.selection_note,
             "permutations": self.permutations,
+            "shift_selection": self.shift_selection,
         }
 
     def map_requests(self, store) -> list:
@@ -161,6 +165,14 @@ def report_request(store, params: dict) -> ReportRequest:
     permutations = RULES["shift"]["permutations"].check(
         params.get("permutations", RULES["shift"]["permutations"].default)
     )
+    shift_selection = params.get("shift_selection", False)
+    if not isinstance(shift_selection, bool):
+        raise ParameterError(f"shift_selection is true or false, got {shift_selection!r:.50}.")
+    if shift_selection and (selection is None or compare is not None):
+        raise ParameterError(
+            "A report tests the selection against the rest of its corpus only with a selection "
+            "and no second corpus: pick one of the two."
+        )
     return ReportRequest(
         corpus=name,
         model_id=model_id,
@@ -171,6 +183,7 @@ def report_request(store, params: dict) -> ReportRequest:
         selection=None if selection is None else str(selection),
         selection_note=note,
         permutations=permutations,
+        shift_selection=shift_selection,
     )
 
 
@@ -288,6 +301,7 @@ def build_report(
     color: str | None = None,
     rows=None,
     selection_note: str = "",
+    shift_selection: bool = False,
     progress=None,
     shared: bool = False,
 ) -> Report:
@@ -298,6 +312,8 @@ def build_report(
     "none"; or a metadata column). ``rows``: the analyst's selection (row ids), reported in a
     section of its own described by ``selection_note``. ``compare``: a second corpus G, tested
     for a shift away from ``name`` (F) with ``permutations`` and drawn with it on one map.
+    ``shift_selection``: instead, test whether the selection (G) has shifted away from the
+    rest of the corpus (F), the Shift page's "selection vs the rest".
     ``progress(stage, fraction)`` hears how far the work is (it may raise to stop it).
     ``shared``: take the outliers and the shift test from the store when the Outliers or Shift
     page computed them already (their jobs' results for the same inputs and default settings),
@@ -309,6 +325,11 @@ def build_report(
 
     token = secrets.token_hex(8)  # figure placeholders no user text can contain
     require_texts(name, store.corpus_info(name).n_docs, "a report (its map and depths)")
+    if shift_selection and (rows is None or compare):
+        raise ParameterError(
+            "shift_selection tests the selection against the rest of the corpus: give rows= "
+            "(the selection) and no compare=."
+        )
     map_params = dict(map_params or {})
     request = projection_request(store, name, model_id, method, **map_params)
     joint_request = (
@@ -331,7 +352,9 @@ def build_report(
         "outliers": cost("outliers", shared and _stored(store, "outliers", outliers_params)),
         "labels": 0.5,
         "selection": 0.5 if rows is not None else 0.0,
-        "shift": cost("shift", shared and _stored(store, "shift", shift_params)) if compare else 0.0,
+        "shift": cost("shift", shared and _stored(store, "shift", shift_params))
+        if compare
+        else (cost("shift", False) if shift_selection else 0.0),
         "html": 1.0,
     }
     stages = _Stages(progress, costs)
@@ -346,6 +369,11 @@ def build_report(
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         if rows.size and (rows[0] < 0 or rows[-1] >= len(texts)):
             raise ParameterError(f"The selection names rows outside {name!r}'s {len(texts):,} rows.")
+        if shift_selection and min(rows.size, len(texts) - rows.size) < 2:
+            raise ParameterError(
+                f"The selection has {rows.size:,} of {len(texts):,} texts; testing it against the "
+                "rest needs at least 2 on each side. Select more (or fewer) texts."
+            )
 
     step(f"the {method.upper()} map", "map")
     proj = _projection(store, request, part(f"the {method.upper()} map", "map"))
@@ -397,7 +425,7 @@ def build_report(
         ("map", proj.describe()),
         ("map colour", colour_name),
         ("selection", scope),
-        ("compared with", compare or "(none)"),
+        ("compared with", compare or ("the selection vs the rest" if shift_selection else "(none)")),
     ]
     sections = [
         "<h2>Inputs</h2>",
@@ -491,48 +519,24 @@ def build_report(
             title=f"{name} (F) and {compare} (G) on one {method.upper()} map",
             subtitle=_subtitle(f"{name} + {compare}", model_id, len(sides), joint.describe()),
         )
-        figures["shift"] = shift_histogram(
-            result.depths_f,
-            result.depths_g,
-            name_f=name,
-            name_g=compare,
-            title=f"Depth with respect to {name}: {name} vs {compare}",
-            subtitle=_subtitle(
-                name,
-                model_id,
-                result.n_f + result.n_g,
-                f"{KINDS[result.kind()]} · p = {result.p_verdict:.3g} · Q = {result.q:.3f}",
-            ),
+        figures["shift"] = _shift_figure(
+            result, (name, compare), name, model_id, f"Depth with respect to {name}"
         )
-        deep_f, out_g = result.examples(5)
-        sections += [
-            f"<h2>Shift test: has {html.escape(compare)} shifted away from {html.escape(name)}?</h2>",
-            f"<p class='verdict'>{html.escape(result.summary().splitlines()[0])}</p>",
-            _table(
-                [
-                    ("kind of shift", KINDS[result.kind()]),
-                    ("p (combined: depth both ways, MMD, mean embedding)", f"{result.p_verdict:.4g}"),
-                    ("p: G more outlying (the paper's test, permutation)", f"{result.p_permutation:.4g}"),
-                    ("p: G more concentrated", f"{result.p_concentrated:.4g}"),
-                    *[(f"cross-check: {c.name}", f"p = {c.p:.4g} ({c.detail})") for c in result.checks],
-                    ("Q (the paper's, one-sided)", f"{result.q:.4f}"),
-                    ("W", f"{result.w:.4f}"),
-                    ("p (asymptotic, one-sided)", f"{result.p:.4g}"),
-                    ("n F", result.n_f),
-                    ("n G", result.n_g),
-                ],
-                ("statistic", "value"),
-            ),
-            "<pre>" + html.escape(result.summary()) + "</pre>",
-            f"<h3>F and G on one map</h3><p>{html.escape(name)} (F) and {html.escape(compare)} (G) "
-            "projected together, so where G lies against F can be seen.</p>",
-            f"@@{token}-joint@@",
-            f"@@{token}-shift@@",
-            f"<h3>Most representative of {html.escape(name)}</h3>",
-            _table([(f"{result.depths_f[i]:.4f}", texts[i]) for i in deep_f], ("depth", "text")),
-            f"<h3>Most outlying of {html.escape(compare)}</h3>",
-            _table([(f"{result.depths_g[i]:.4f}", texts_g[i]) for i in out_g], ("depth", "text")),
-        ]
+        sections += _shift_section(result, (name, compare), (texts, texts_g), token, joint=True)
+    elif shift_selection:
+        rest = np.setdiff1d(np.arange(len(texts)), rows)
+        texts_f, texts_g = [texts[i] for i in rest], [texts[i] for i in rows]
+        step(f"shift test of the selection ({permutations:,} permutations)", "shift")
+        F, G = X[rest], X[rows]
+        overlap = check_overlap(texts_f, texts_g, F, G)
+        result = shift_test(
+            F, G, permutations=permutations, progress=part("shift test of the selection", "shift")
+        ).with_notes(overlap.warning())
+        sides = (f"the rest of {name}", "the selection")
+        figures["shift"] = _shift_figure(
+            result, sides, name, model_id, f"Depth with respect to the rest of {name}"
+        )
+        sections += _shift_section(result, sides, (texts_f, texts_g), token, joint=False)
     step("writing the HTML", "html")
     body = "\n".join(sections)
     for key, fig in figures.items():
@@ -562,6 +566,67 @@ pre {{ white-space: pre-wrap; }}
     if progress is not None:
         progress("done", 1.0)
     return Report(page, figures, result, now.isoformat(timespec="seconds"))
+
+
+def _shift_figure(result: ShiftResult, names, corpus: str, model_id: str, what: str):
+    """The depth histogram of F and G (``names``), titled "``what``: F vs G"."""
+    return shift_histogram(
+        result.depths_f,
+        result.depths_g,
+        name_f=names[0],
+        name_g=names[1],
+        title=f"{what}: {names[0]} vs {names[1]}",
+        subtitle=_subtitle(
+            corpus,
+            model_id,
+            result.n_f + result.n_g,
+            f"{KINDS[result.kind()]} · p = {result.p_verdict:.3g} · Q = {result.q:.3f}",
+        ),
+    )
+
+
+def _shift_section(result: ShiftResult, names, texts, token: str, *, joint: bool) -> list[str]:
+    """The shift test's section: the verdict, the statistics, F and G on one map (``joint``:
+    two corpora; the selection's own map shows it against the rest), the depth histogram and
+    examples of each side. ``names`` and ``texts`` are F's and G's."""
+    (name_f, name_g), (texts_f, texts_g) = names, texts
+    f, g = html.escape(name_f), html.escape(name_g)
+    deep_f, out_g = result.examples(5)
+    where = (
+        [
+            f"<h3>F and G on one map</h3><p>{f} (F) and {g} (G) projected together, so where G lies "
+            "against F can be seen.</p>",
+            f"@@{token}-joint@@",
+        ]
+        if joint
+        else ["<p>The selection's section above shows it against the rest on the map.</p>"]
+    )
+    return [
+        f"<h2>Shift test: has {g} shifted away from {f}?</h2>",
+        f"<p class='verdict'>{html.escape(result.summary().splitlines()[0])}</p>",
+        _table(
+            [
+                ("kind of shift", KINDS[result.kind()]),
+                ("p (combined: depth both ways, MMD, mean embedding)", f"{result.p_verdict:.4g}"),
+                ("p: G more outlying (the paper's test, permutation)", f"{result.p_permutation:.4g}"),
+                ("p: G more concentrated", f"{result.p_concentrated:.4g}"),
+                *[(f"cross-check: {c.name}", f"p = {c.p:.4g} ({c.detail})") for c in result.checks],
+                ("Q (the paper's, one-sided)", f"{result.q:.4f}"),
+                ("W", f"{result.w:.4f}"),
+                ("p (asymptotic, one-sided)", f"{result.p:.4g}"),
+                ("n F", result.n_f),
+                ("n G", result.n_g),
+            ],
+            ("statistic", "value"),
+        ),
+        "<pre>" + html.escape(result.summary()) + "</pre>",
+        *where,
+        f"@@{token}-shift@@",
+        f"<h3>Most representative of {f}</h3>",
+        _table([(f"{result.depths_f[i]:.4f}", texts_f[i]) for i in deep_f], ("depth", "text")),
+        f"<h3>Most outlying of {g}</h3>",
+        _table([(f"{result.depths_g[i]:.4f}", texts_g[i]) for i in out_g], ("depth", "text")),
+    ]
 
 
 def _selection_section(name, model_id, texts, labels, label, d, flagged, rows, note, proj, figures, token, k):
@@ -628,6 +693,7 @@ def build_request(store, request: ReportRequest, *, progress=None, shared: bool 
         color=request.color,
         rows=rows,
         selection_note=request.selection_note,
+        shift_selection=request.shift_selection,
         progress=progress,
         shared=shared,
     )

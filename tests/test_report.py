@@ -26,6 +26,7 @@ from analytics.embedding import import_vectors
 from analytics.errors import ParameterError
 from analytics.export import MAX_FILE_NAME, file_name, only_if_current, safe_file_name, safe_file_part
 from analytics.report import ReportRequest, build_report, report_request
+from analytics.shift import shift_test
 
 FIXTURE = ROOT / "tests" / "fixtures" / "report_clinc150.csv"
 MODEL = "test-vectors"
@@ -270,6 +271,38 @@ def test_f_and_g_on_one_map_with_the_shift_test(clinc):
     assert dict(table_rows(section(report.html, "Inputs")))["compared with"] == "travel"
 
 
+def test_the_selection_tested_against_the_rest_of_its_corpus(clinc):
+    """The Shift page's "selection vs the rest" in the report: F = the rest, G = the selection,
+    the same numbers as shift_test on those rows; the selection's map stands for F and G."""
+    with Store(clinc) as s:
+        intents = [m["intent"] for m in s.metadata("banking")]
+        rows = [i for i, v in enumerate(intents) if v == "oos"]
+        report = build_report(
+            s,
+            "banking",
+            MODEL,
+            method="pca",
+            rows=rows,
+            selection_note="intent = oos",
+            shift_selection=True,
+            permutations=99,
+        )
+        X = s.vectors("banking", MODEL)
+        with pytest.raises(ParameterError, match="no compare"):
+            build_report(s, "banking", MODEL, rows=rows, compare="travel", shift_selection=True)
+        with pytest.raises(ParameterError, match="at least 2 on each side"):
+            build_report(s, "banking", MODEL, method="pca", rows=[3], shift_selection=True)
+    rest = np.setdiff1d(np.arange(len(intents)), rows)
+    expected = shift_test(X[rest], X[rows], permutations=99)
+    assert (report.shift.n_f, report.shift.n_g) == (101, 20)
+    assert report.shift.q == pytest.approx(expected.q) and report.shift.w == pytest.approx(expected.w)
+    assert report.shift.p == pytest.approx(expected.p)
+    part = section(report.html, "Shift test: has the selection shifted away from the rest of banking?")
+    assert f"{report.shift.q:.4f}" in part and "fig-shift" in part and "fig-joint" not in report.html
+    assert dict(table_rows(section(report.html, "Inputs")))["compared with"] == "the selection vs the rest"
+    assert report.shift.p_verdict < 0.05  # the planted out-of-scope queries are another population
+
+
 def test_progress_runs_through_real_stages_in_order(clinc):
     seen: list[tuple[str, float]] = []
     with Store(clinc) as s:
@@ -310,8 +343,15 @@ def test_a_request_is_checked_and_every_input_changes_its_key(clinc):
             prepare(s, {**base, "method": "umap", "map_params": {"n_neighbors": 5}})[1],
             prepare(s, {**base, "selection": sid, "selection_note": "3 rows"})[1],
             prepare(s, {**base, "selection": sid, "selection_note": "other words"})[1],
+            prepare(s, {**base, "selection": sid, "selection_note": "3 rows", "shift_selection": True})[1],
         }
-        assert len(keys) == 7
+        assert len(keys) == 8
+        with pytest.raises(ParameterError, match="only with a selection and no second corpus"):
+            prepare(s, {**base, "shift_selection": True})
+        with pytest.raises(ParameterError, match="only with a selection and no second corpus"):
+            prepare(s, {**base, "selection": sid, "compare": "travel", "shift_selection": True})
+        with pytest.raises(ParameterError, match="true or false"):
+            prepare(s, {**base, "selection": sid, "shift_selection": "yes"})
         assert prepare(s, dict(base))[1] == key  # the same inputs: the same report
         with pytest.raises(ParameterError, match="other than the one reported on"):
             prepare(s, {**base, "compare": "banking"})

@@ -127,6 +127,26 @@ def test_the_sessions_selection_scopes_a_section_of_the_report(open_report, stor
     assert dict(table_rows(section(html, "Inputs")))["selection"] == "20 of 121 texts: intent = oos"
 
 
+def test_the_selection_vs_the_rest_is_offered_with_a_selection_and_taken_from_the_shift_page(
+    open_report, store_path
+):
+    sel = Selection("banking", filters=(("intent", ("oos",)),))
+    at = open_report(corpus="banking", map_method="pca", _selections={"banking": sel}, shift_mode="selection")
+    compare = at.selectbox(key="report_compare")
+    assert compare.options[:2] == ["(none)", "the selection vs the rest"] and "travel" in compare.options
+    assert compare.value == "\x00selection"  # the Shift page's last test was the selection vs the rest
+    html = build(at, store_path)
+    assert dict(table_rows(section(html, "Inputs")))["compared with"] == "the selection vs the rest"
+    part = section(html, "Shift test: has the selection shifted away from the rest of banking?")
+    stats = dict(table_rows(part))
+    assert (stats["n F"], stats["n G"]) == ("101", "20")
+    # without a selection the choice is not offered (a choice left from before falls back to none)
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert not at.exception
+    compare = at.selectbox(key="report_compare")
+    assert "the selection vs the rest" not in compare.options and compare.value == "\x00none"
+
+
 @pytest.mark.slow  # a server and a browser
 def test_browser_a_stale_report_cannot_be_downloaded(tmp_path, embed_cached):
     """Build, download, change an input: the old report is gone from the page; rebuild and the

@@ -44,6 +44,8 @@ live = st.session_state.setdefault("_report_live", {})
 live["key"] = None
 
 METHOD_NAMES = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+# the shift test's choices besides a second corpus (no corpus name holds a control character)
+NO_SHIFT, SELECTION_VS_REST = "\x00none", "\x00selection"
 
 
 def report_model_id(name: str) -> str:
@@ -106,19 +108,28 @@ sel = selection.current(name)
 
 map_method, map_params, map_color = map_view(name)
 c1, c2, c3 = st.columns(3)
-others = ["(none)", *[c.name for c in s.list_corpora() if c.name != name]]
+# what the shift test compares: nothing, the selection against the rest of this corpus (when
+# there is a selection), or a second corpus G (the options are values, shown by their words)
+corpora = [c.name for c in s.list_corpora() if c.name != name]
+others = [NO_SHIFT, *([SELECTION_VS_REST] if picked is not None else []), *corpora]
 compare_default = None
-if st.session_state.get("shift_f") == name and st.session_state.get("shift_g") in others:
+if st.session_state.get("shift_mode") == "selection" and picked is not None:
+    compare_default = SELECTION_VS_REST  # the Shift page's last test: the selection vs the rest
+elif st.session_state.get("shift_f") == name and st.session_state.get("shift_g") in corpora:
     compare_default = st.session_state["shift_g"]  # the Shift page's F and G
 elif st.session_state.get("corpus") == name and st.session_state.get("map_others"):
-    compare_default = next((o for o in st.session_state["map_others"] if o in others), None)
+    compare_default = next((o for o in st.session_state["map_others"] if o in corpora), None)
+if st.session_state.get("report_compare") not in others:
+    st.session_state.pop("report_compare", None)  # the selection was cleared, or a corpus deleted
 compare = c1.selectbox(
     "Compare with (shift test)",
     others,
     index=others.index(compare_default) if compare_default else 0,
+    format_func=lambda o: {NO_SHIFT: "(none)", SELECTION_VS_REST: "the selection vs the rest"}.get(o, o),
     key="report_compare",
     help="A second corpus G: the report tests whether it has shifted away from this one (F) and "
-    "draws both on one map.",
+    "draws both on one map. Or, with a selection, whether the selection has shifted away from "
+    "the rest of this corpus.",
 )
 methods = list(RULES["projection"]["method"].choices)
 method = c2.radio(
@@ -148,7 +159,8 @@ if params:
 sid = None if picked is None else s.save_selection(name, picked)  # content-addressed: same rows, same id
 request = {
     "corpus": name,
-    "compare": None if compare == "(none)" else compare,
+    "compare": None if compare in (NO_SHIFT, SELECTION_VS_REST) else compare,
+    "shift_selection": compare == SELECTION_VS_REST,
     "model_id": model,
     "method": method,
     "map_params": params,
