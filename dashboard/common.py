@@ -4,6 +4,7 @@ keyed by the corpus fingerprint, the corpus picker, and safe display of user tex
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 
@@ -152,8 +153,23 @@ def depths(name: str, distance: str = "cosine") -> np.ndarray:
     return vector_cache().depths(store(), name, model_id(), distance)
 
 
+def first_start_sample(s: Store) -> None:
+    """On a store's first start, add the bundled sample with its shipped vectors and map
+    (analytics/sample.py), whichever page is opened first: a link to the Map finds the sample
+    as Home does. In a team's workspace only someone who may upload adds it; EMBEX_SAMPLE=0
+    leaves a new store empty."""
+    from analytics.sample import SAMPLE_NAME, add_sample
+
+    if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0" and signin.can("upload"):
+        with signin.acting("upload", f"corpus {SAMPLE_NAME!r}", "the bundled sample", store=s):
+            add_sample(s)
+
+
 def pick_corpus(label: str = "Corpus", key: str = "corpus", exclude: str | None = None) -> str:
     names = [c.name for c in store().list_corpora() if c.name != exclude]
+    if not names and exclude is None:
+        first_start_sample(store())
+        names = [c.name for c in store().list_corpora()]
     if not names:
         st.info("No corpus yet. Add one on the Upload page.")
         st.page_link("views/upload.py", label="Go to Upload", icon=":material/upload:")

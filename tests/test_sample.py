@@ -141,3 +141,34 @@ def test_first_start_opens_the_samples_map_from_the_cache(tmp_path, browser):
     with Store(path, read_only=True) as s:
         assert [Job.from_row(r).kind for r in s.job_rows()] == []  # no embedding, no map job
     print(f"first start: the sample's map drawn {seconds:.1f} s after the page was opened")
+
+
+def test_a_first_start_that_opens_the_map_directly_finds_the_sample(tmp_path, monkeypatch):
+    """A shared link to the Map on a fresh store: the Map adds the sample as Home would, and
+    draws its shipped map from the cache (no job), instead of "No corpus yet"."""
+    import sys
+
+    from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    sys.path.insert(0, str(ROOT / "dashboard"))
+    from scatter import normalize_xy, unpack_payload
+
+    from analytics.jobs import executor_for
+    from analytics.sample import read_sample_map
+
+    path = tmp_path / "fresh.duckdb"
+    monkeypatch.setenv("EMBEX_STORE", str(path))
+    monkeypatch.delenv("EMBEX_SAMPLE", raising=False)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180)
+    at.switch_page("views/map.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [i.value for i in at.info if "No corpus yet" in i.value]
+    assert at.selectbox(key="_corpus_select").value == SAMPLE_NAME
+    assert [c.name for c in executor_for(path).store.list_corpora()] == [SAMPLE_NAME]
+    assert not [j for j in executor_for(path).jobs() if j.kind == "project"]  # the shipped map
+    (el,) = [e for e in at.get("bidi_component") if not e.proto.id.endswith("-channel")]
+    header, buffers = unpack_payload(el.proto.bytes)
+    assert header["title"] == f"{SAMPLE_NAME}: UMAP map" and header["n"] == 7600
+    np.testing.assert_allclose(buffers["xy"], normalize_xy(read_sample_map()[0])[0].ravel(), atol=1e-6)

@@ -2,14 +2,12 @@
 and default map (analytics/sample.py), so its map opens at once; embedded here only where the
 vectors are missing."""
 
-import os
-
 import signin
 import streamlit as st
-from common import executor, follow_job, job_outcome, plain, store
+from common import executor, first_start_sample, follow_job, job_outcome, plain, store
 
 from analytics.embedding import DEFAULT_MODEL, stored_model_id
-from analytics.sample import SAMPLE_NAME, add_sample
+from analytics.sample import SAMPLE_NAME
 
 st.title("Embedding Explorer")
 st.write(
@@ -19,10 +17,7 @@ st.write(
 )
 
 s = store()
-# the first start of a store adds the sample; in a team's workspace only someone who may upload
-if not s.list_corpora() and os.environ.get("EMBEX_SAMPLE", "1") != "0" and signin.can("upload"):
-    with signin.acting("upload", f"corpus {SAMPLE_NAME!r}", "the bundled sample", store=s):
-        add_sample(s)  # with its precomputed vectors when they ship beside it
+first_start_sample(s)  # with its precomputed vectors and map, as any page's first open would
 info = s.list_corpora()
 sample = next((c for c in info if c.name == SAMPLE_NAME), None)
 # the shipped vectors (and map) are the bundled model's float32 ones: when they are all there,
