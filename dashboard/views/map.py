@@ -337,6 +337,27 @@ with map_col:
     )
 
 
+def facet_clicked(corpus: str, column: str, chart_key: str) -> None:
+    """A click on a count bar toggles ``column`` = its value in the session's selection. A
+    callback: it runs before the page does, so the one run that follows draws the map, counts
+    and table filtered. The next chart gets a new key (a key seen before would bring its old
+    click back and apply it again)."""
+    points = ((st.session_state.get(chart_key) or {}).get("selection") or {}).get("points") or []
+    value = points[0].get("customdata") if points else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        return
+    selection.remember(selection.current(corpus).toggle(column, value))
+    st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
+
+
+def unfilter(corpus: str, column: str) -> None:
+    """The ✕ beside a filter: remove it (a callback, like a bar's click)."""
+    selection.remember(selection.current(corpus).with_filter(column, ()))
+    st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def facets(path: str, fp: str, columns: tuple, sel_key, _metadata, _rows):
     """Per-column counts of the selection (``sel_key`` names it in the cache)."""
@@ -421,29 +442,21 @@ with side:
         chart_key = (
             f"facet-{generation}-" + hashlib.blake2b(repr((key, column)).encode(), digest_size=8).hexdigest()
         )
-        clicked = st.plotly_chart(
+        st.plotly_chart(
             facet_chart(facet, chosen, picked is not None),
             key=chart_key,
-            on_select="rerun",
+            on_select=lambda: facet_clicked(name, column, chart_key),
             selection_mode="points",
             config={"displayModeBar": False},
         )
-        points = (clicked or {}).get("selection", {}).get("points", []) if clicked else []
-        if points:
-            value = points[0].get("customdata")
-            if isinstance(value, list):
-                value = value[0] if value else None
-            if value is not None:
-                selection.remember(sel.toggle(column, value))
-                st.session_state["_facet_generation"] += 1
-                st.rerun()
         for col, values in sel.filters:
-            if st.button(
-                f"✕ {col} = {', '.join(values)[:40]}", key=f"unfilter-{col}", help="Remove this filter"
-            ):
-                selection.remember(sel.with_filter(col, ()))
-                st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
-                st.rerun()
+            st.button(
+                f"✕ {col} = {', '.join(values)[:40]}",
+                key=f"unfilter-{col}",
+                help="Remove this filter",
+                on_click=unfilter,
+                args=(name, col),
+            )
 
 
 def export_figure():
