@@ -299,6 +299,36 @@ def set_url(**params) -> None:
             st.query_params[k] = str(v)
 
 
+def distance_radio(*, key: str | None = None, container=None) -> str:
+    """The depth's distance (cosine or chord), starting from the link's ``distance`` and kept
+    in it; with a ``key``, kept for the session as well."""
+    distance = (container or st).radio(
+        "Distance",
+        ["cosine", "chord"],
+        horizontal=True,
+        index=1 if url_param("distance", "cosine") == "chord" else 0,
+        key=key,
+        **_kept(key),
+    )
+    set_url(distance=distance)
+    return distance
+
+
+class LazyFigure:
+    """A plotly figure built the first time anything asks for it (the export button): a page
+    run that exports nothing builds no figure."""
+
+    def __init__(self, build):
+        self._build, self._figure = build, None
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if self._figure is None:
+            self._figure = self._build()
+        return getattr(self._figure, attr)
+
+
 def export_controls(fig, stem: str, key: str) -> None:
     """PNG (at a chosen scale) and SVG downloads of a figure, rendered by kaleido on request."""
     from analytics.export import figure_image
@@ -471,10 +501,16 @@ def job_result(kind: str, params: dict, what: str) -> bytes:
             st.stop()
         last = None
     job = last if last is not None and last.active else ex.submit(kind, params, requested_by=requester())
+    return followed_result(job, kind, params, what)
+
+
+def followed_result(job: Job, kind: str, params: dict, what: str) -> bytes:
+    """``job``'s stored result; while it runs, its progress in place and the end of this page
+    run (the page runs again when it ends); when it ended without a result, how, and the end."""
     if job.active:
         follow_job(job, what)
         st.stop()
-    payload = ex.result(kind, params)
+    payload = executor().result(kind, params)
     if payload is None:  # it ended without a result: say how
         job_outcome(job)
         st.stop()

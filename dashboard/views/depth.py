@@ -8,17 +8,16 @@ from common import (
     corpus_vectors,
     csv_bytes,
     depths,
+    distance_radio,
     download,
     export_controls,
     fingerprint,
     model_id,
     number_input,
     pick_corpus,
-    set_url,
     slider,
     store,
     texts_and_metadata,
-    url_param,
 )
 
 from analytics import median_index, tte_depth
@@ -34,13 +33,7 @@ DEPTH_FORMAT = {"depth": st.column_config.NumberColumn(format="%.4f")}
 
 st.title("Depth")
 name = pick_corpus()
-distance = st.radio(
-    "Distance",
-    ["cosine", "chord"],
-    horizontal=True,
-    index=1 if url_param("distance", "cosine") == "chord" else 0,
-)
-set_url(distance=distance)
+distance = distance_radio()
 d = depths(name, distance)
 texts, metadata = texts_and_metadata(name)
 full_texts, full_metadata = texts, metadata

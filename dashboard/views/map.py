@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import selection
 import streamlit as st
 from common import (
+    LazyFigure,
     chart_subtitle,
     corpus_vectors,
     csv_bytes,
@@ -84,21 +85,6 @@ def vector_norms(path: str, name: str, model: str, fp: str) -> np.ndarray:
     norms = row_norms(corpus_vectors(path, name, model))
     norms.flags.writeable = False
     return norms
-
-
-class LazyFigure:
-    """The plotly figure of the map, built the first time anything asks for it (the export
-    button): a page run that exports nothing builds no figure."""
-
-    def __init__(self, build):
-        self._build, self._figure = build, None
-
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        if self._figure is None:
-            self._figure = self._build()
-        return getattr(self._figure, attr)
 
 
 st.title("Map")
@@ -346,15 +332,18 @@ def facet_clicked(corpus: str, column: str, chart_key: str) -> None:
     value = points[0].get("customdata") if points else None
     if isinstance(value, list):
         value = value[0] if value else None
-    if value is None:
-        return
-    selection.remember(selection.current(corpus).toggle(column, value))
-    st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
+    if value is not None:
+        refilter(selection.current(corpus).toggle(column, value))
 
 
 def unfilter(corpus: str, column: str) -> None:
     """The ✕ beside a filter: remove it (a callback, like a bar's click)."""
-    selection.remember(selection.current(corpus).with_filter(column, ()))
+    refilter(selection.current(corpus).with_filter(column, ()))
+
+
+def refilter(sel: Selection) -> None:
+    """Make ``sel`` (new filters) the session's selection; the count charts get new keys."""
+    selection.remember(sel)
     st.session_state["_facet_generation"] = st.session_state.get("_facet_generation", 0) + 1
 
 

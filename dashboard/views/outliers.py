@@ -67,6 +67,24 @@ def set_page(number: int) -> None:
     st.session_state["outliers_page"] = number
 
 
+def page_buttons(previous, following, page, suffix: str = "") -> None:
+    """Previous and Next, in these two columns (above the list, and again below it)."""
+    previous.button(
+        "Previous",
+        key=f"outliers_prev{suffix}",
+        on_click=set_page,
+        args=(page.number - 1,),
+        disabled=page.number <= 1,
+    )
+    following.button(
+        "Next",
+        key=f"outliers_next{suffix}",
+        on_click=set_page,
+        args=(page.number + 1,),
+        disabled=page.number >= page.pages,
+    )
+
+
 def mark(name: str, rows: list[int], on: bool) -> None:
     """Put or take off the reviewed mark (an editor's change, checked and audited here)."""
     what = f"{len(rows):,} row{'s' * (len(rows) != 1)} of corpus {name!r}"
@@ -195,16 +213,7 @@ p1, p2, p3, p4, _ = st.columns([1, 1, 1.5, 1.5, 4], vertical_alignment="bottom")
 per_page = p4.selectbox("Per page", PER_PAGE, index=1, key="outliers_per_page", persist_state="session")
 page = paginate(len(listed), st.session_state.get("outliers_page", 1), per_page=per_page)
 st.session_state["outliers_page"] = page.number
-p1.button(
-    "Previous", key="outliers_prev", on_click=set_page, args=(page.number - 1,), disabled=page.number <= 1
-)
-p2.button(
-    "Next",
-    key="outliers_next",
-    on_click=set_page,
-    args=(page.number + 1,),
-    disabled=page.number >= page.pages,
-)
+page_buttons(p1, p2, page)
 p3.number_input("Page", min_value=1, max_value=page.pages, step=1, key="outliers_page")
 st.caption(
     f"Page {page.number} of {page.pages} · outliers {page.start + 1 if page.total else 0:,}–{page.stop:,} "
@@ -277,19 +286,6 @@ for position in shown.tolist():
 
 if page.pages > 1:
     b1, b2, _ = st.columns([1, 1, 6])
-    b1.button(
-        "Previous",
-        key="outliers_prev_bottom",
-        on_click=set_page,
-        args=(page.number - 1,),
-        disabled=page.number <= 1,
-    )
-    b2.button(
-        "Next",
-        key="outliers_next_bottom",
-        on_click=set_page,
-        args=(page.number + 1,),
-        disabled=page.number >= page.pages,
-    )
+    page_buttons(b1, b2, page, "_bottom")
 
 live["view"] = csv_view  # the run ended showing this list: its CSV button may serve it

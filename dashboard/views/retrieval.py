@@ -8,6 +8,7 @@ import hashlib
 import selection
 import streamlit as st
 from common import (
+    LazyFigure,
     chart_subtitle,
     export_controls,
     fingerprint,
@@ -72,20 +73,6 @@ def upload_format(file) -> str:
     return {"tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl"}.get(
         suffix, "csv"
     )
-
-
-class LazyFigure:
-    """A plotly figure built the first time something asks for it (the export button)."""
-
-    def __init__(self, build):
-        self._build, self._figure = build, None
-
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        if self._figure is None:
-            self._figure = self._build()
-        return getattr(self._figure, attr)
 
 
 def analysts_map(s, name: str, model: str):

@@ -13,11 +13,13 @@ import streamlit as st
 from common import (
     chart_subtitle,
     csv_bytes,
+    distance_radio,
     download,
     embedded_or_stop,
     executor,
     export_controls,
     follow_job,
+    followed_result,
     job_outcome,
     model_id,
     number_input,
@@ -102,15 +104,7 @@ def result_or_stop(kind: str, params: dict, what: str, *, ready: bool = True) ->
     if not clicked and job is not None and job.state in ("failed", "cancelled"):
         job_outcome(job)
         st.stop()
-    job = ex.submit(kind, params, requested_by=requester())
-    if job.active:
-        follow_job(job, what)
-        st.stop()
-    payload = ex.result(kind, params)
-    if payload is None:  # it ended without a result: say how
-        job_outcome(job)
-        st.stop()
-    return payload
+    return followed_result(ex.submit(kind, params, requested_by=requester()), kind, params, what)
 
 
 def distance_and_permutations(*, cosine_only: bool = False) -> tuple[str, int]:
@@ -119,15 +113,7 @@ def distance_and_permutations(*, cosine_only: bool = False) -> tuple[str, int]:
         distance = "cosine"
         c1.caption("Distance: cosine (its closed form keeps a test of every value affordable).")
     else:
-        distance = c1.radio(
-            "Distance",
-            ["cosine", "chord"],
-            horizontal=True,
-            key="shift_distance",
-            persist_state="session",
-            index=1 if url_param("distance", "cosine") == "chord" else 0,
-        )
-        set_url(distance=distance)
+        distance = distance_radio(key="shift_distance", container=c1)
     permutations = number_input(
         RULES["shift"]["permutations"], label="Permutations", key="shift_permutations", container=c2
     )
