@@ -4,6 +4,8 @@ scripted report pipelines. Uses Playwright with the system Chromium."""
 from __future__ import annotations
 
 import re
+import time
+import urllib.request
 from pathlib import Path
 
 from .errors import DependencyError
@@ -15,6 +17,21 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+
+
+def serving(url: str, proc=None, *, timeout: float = 120) -> bool:
+    """Wait for the Streamlit server at ``url`` to answer its health check: True once it does,
+    False when its process ``proc`` ended first or ``timeout`` seconds passed (the caller stops
+    it and says why, from its own log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return True
+        except OSError:
+            if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
 
 
 _SCRIPT_DONE = """() => {

@@ -144,7 +144,8 @@ def _serve(store: Path, timeout: float = 120):
     """``embex serve`` on a free localhost port with its own store; (process, url) once it answers.
     ``embex serve`` execs the dashboard's server in its own process, so the pid is the server's."""
     import socket
-    import urllib.request
+
+    from analytics.screenshot import serving
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,16 +159,11 @@ def _serve(store: Path, timeout: float = 120):
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the dashboard did not come up on {url}") from None
-            time.sleep(0.3)
+    url = f"http://127.0.0.1:{port}"
+    if not serving(url, proc, timeout=timeout):
+        proc.kill()
+        raise RuntimeError(f"the dashboard did not come up on {url}")
+    return proc, url
 
 
 def through_page(path: Path, tmp: Path, browser) -> dict:

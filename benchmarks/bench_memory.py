@@ -30,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ from _common import machine, unit_rows  # noqa: E402
 
 from analytics import Store, import_vectors  # noqa: E402
 from analytics.embedding import DEFAULT_MODEL  # noqa: E402
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, serving, wait_for_app  # noqa: E402
 
 WORK = Path("/tmp/bench_memory")
 PORT = 8611
@@ -164,16 +163,10 @@ def start_server(root: Path, store: Path, log) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         env=env,
     )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"the server did not come up on port {PORT}; see {log.name}") from None
-            time.sleep(0.3)
+    if not serving(f"http://127.0.0.1:{PORT}", proc, timeout=120):
+        proc.kill()
+        raise SystemExit(f"the server did not come up on port {PORT}; see {log.name}")
+    return proc
 
 
 def _shown_error(page) -> str | None:

@@ -47,7 +47,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +64,7 @@ from _common import machine  # noqa: E402
 from analytics import Store  # noqa: E402
 from analytics.embedding import DEFAULT_MODEL  # noqa: E402
 from analytics.projection import cached_projection, corpus_projection, projection_request  # noqa: E402
-from analytics.screenshot import wait_for_app  # noqa: E402
+from analytics.screenshot import serving, wait_for_app  # noqa: E402
 
 LABELS = (
     "banking", "travel", "kitchen", "weather", "music", "sports", "health", "auto", "credit",
@@ -203,16 +202,9 @@ def export_peer(path: Path, out: Path, sizes: list[int]) -> None:
 
 
 def wait_up(proc, url: str, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit(f"the server on {url} did not come up: {log.read_text()[-2000:]}") from None
-            time.sleep(0.3)
+    if not serving(url, proc, timeout=timeout):
+        proc.kill()
+        raise SystemExit(f"the server on {url} did not come up: {log.read_text()[-2000:]}")
 
 
 def start_dashboard(store: Path, port: int, log: Path):

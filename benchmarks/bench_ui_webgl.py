@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import machine  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS, wait_for_app  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, serving, wait_for_app  # noqa: E402
 
 CACHE = HERE / ".cache" / "ui_webgl"
 SIZES = {"tiny": 2_000, "100k": 100_000, "1M": 1_000_000, "5M": 5_000_000}
@@ -86,7 +86,6 @@ def start(app: Path, port: int | None = None):
     """``streamlit run app`` on localhost (``port``, else a free one); (process, URL) once it answers."""
     import os
     import subprocess
-    import urllib.request
 
     from conftest import free_port
 
@@ -104,14 +103,10 @@ def start(app: Path, port: int | None = None):
         cmd, cwd=app.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("streamlit did not start")
+    if not serving(url, proc, timeout=120):
+        proc.kill()
+        raise SystemExit("streamlit did not start")
+    return proc, url
 
 
 LAST = {}

@@ -72,7 +72,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +83,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from _common import machine  # noqa: E402
+
+from analytics.screenshot import serving  # noqa: E402
 
 PYTHON = sys.executable
 NOISE = 0.015
@@ -270,16 +271,10 @@ def start_server(root: Path, log_path: Path, code: Path = ROOT, timeout: float =
     )
     log.close()  # the server holds its own copy of the file
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop_server(proc)
-                raise SystemExit(f"the server did not come up: {log_path.read_text()[-2000:]}") from None
-            time.sleep(0.3)
+    if not serving(url, proc, timeout=timeout):
+        stop_server(proc)
+        raise SystemExit(f"the server did not come up: {log_path.read_text()[-2000:]}")
+    return proc, url
 
 
 def stop_server(proc) -> None:

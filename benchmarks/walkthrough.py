@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,7 +66,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import machine  # noqa: E402
 
-from analytics.screenshot import CHROMIUM_ARGS  # noqa: E402
+from analytics.screenshot import CHROMIUM_ARGS, serving  # noqa: E402
 
 CLINC = ROOT.parent / "shared" / "data" / "clinc150"
 CACHE = HERE / ".cache" / "walkthrough"
@@ -129,16 +128,10 @@ def start_server(store: Path, port: int, log: Path, timeout: float = 180):
 
     threading.Thread(target=drain, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the dashboard did not come up on {url}; see {log}") from None
-            time.sleep(0.3)
+    if not serving(url, proc, timeout=timeout):
+        proc.kill()
+        raise RuntimeError(f"the dashboard did not come up on {url}; see {log}")
+    return proc, url
 
 
 # -- the walk -----------------------------------------------------------------------------------

@@ -128,8 +128,8 @@ def start_server(
     import os
     import subprocess
     import sys
-    import time
-    import urllib.request
+
+    from analytics.screenshot import serving
 
     port = port or free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEX_SAMPLE": "1" if sample else "0"}
@@ -143,17 +143,11 @@ def start_server(
         env=env,
     )
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out = proc.stdout.read().decode(errors="replace")
-                pytest.fail(f"the dashboard did not come up on {url}: {out[-2000:]}")
-            time.sleep(0.3)
+    if not serving(url, proc, timeout=timeout):
+        proc.kill()
+        out = proc.stdout.read().decode(errors="replace")
+        pytest.fail(f"the dashboard did not come up on {url}: {out[-2000:]}")
+    return proc, url
 
 
 @contextmanager

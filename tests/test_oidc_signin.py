@@ -8,13 +8,14 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import free_port
 from oidc_provider import OIDCProvider, SignInFailed, oidc_provider, sign_in, sign_out, submit_provider_form
+
+from analytics.screenshot import serving
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +62,10 @@ def start_app(folder: Path, port: int, secrets_toml: str, *, timeout: float = 90
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - the server writes it until stopped
     proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the app did not come up: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    if not serving(f"http://127.0.0.1:{port}", proc, timeout=timeout):
+        proc.kill()
+        pytest.fail(f"the app did not come up: {(folder / 'server.log').read_text()[-2000:]}")
+    return proc
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from scatter import (  # noqa: E402
 )
 
 from analytics.errors import ParameterError  # noqa: E402
+from analytics.screenshot import serving  # noqa: E402
 
 # ---------------------------------------------------------------- fast: the payload
 
@@ -380,16 +380,9 @@ def app_server(tmp_path_factory):
         cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy()
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
-            time.sleep(0.3)
+    if not serving(url, proc, timeout=60):
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stdout.read().decode(errors='replace')[-2000:]}")
     try:
         yield url, d, {"xy": xy, "codes": codes, "labels": labels}
     finally:
