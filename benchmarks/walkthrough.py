@@ -183,6 +183,18 @@ class Walk:
         self.notes.append(text)
         print(f"  note: {text}", flush=True)
 
+    def download(self, label: str, button) -> Path:
+        """Wait for ``button`` (its name ``label``), click it (one action) and save the file it
+        downloads under its suggested name in the output folder."""
+        button.wait_for(timeout=LONG)
+        script_done(self.page)
+        self.act(label)
+        with self.page.expect_download(timeout=LONG) as info:
+            button.click()
+        path = self.out / info.value.suggested_filename
+        info.value.save_as(path)
+        return path
+
     def nav(self, title: str) -> None:
         """A click on a page's link in the sidebar."""
         self.act(f"sidebar: {title}")
@@ -361,21 +373,14 @@ def walk(page, url: str, csv_path: Path, out: Path, *, n_rows: int, n_oos: int, 
     scoped = page.get_by_text("Scoped to the selection", exact=False).count()
     w.act("Build report")
     build.click()
-    dl = page.get_by_role("button", name="Download report (HTML)")
-    dl.wait_for(timeout=LONG)
-    script_done(page)
-    w.act("Download report (HTML)")
-    with page.expect_download(timeout=LONG) as info:
-        dl.click()
-    report = info.value
-    report_path = out / report.suggested_filename
-    report.save_as(report_path)
+    label = "Download report (HTML)"
+    report_path = w.download(label, page.get_by_role("button", name=label))
     html = report_path.read_text(encoding="utf-8")
     today = datetime.now(timezone.utc).date().isoformat()
-    name_ok = report.suggested_filename == f"{CORPUS}-report-{today}.html"
+    name_ok = report_path.name == f"{CORPUS}-report-{today}.html"
     covers = f"{n_oos:,} of {n_rows:,} texts: intent = oos" in html
     w.done(
-        f"{report.suggested_filename} ({len(html) / 1e6:.1f} MB); name from corpus and date: {name_ok}; "
+        f"{report_path.name} ({len(html) / 1e6:.1f} MB); name from corpus and date: {name_ok}; "
         f"page scoped to the selection: {bool(scoped)}; report has the selection section: {covers}"
     )
 
@@ -391,19 +396,11 @@ def walk(page, url: str, csv_path: Path, out: Path, *, n_rows: int, n_oos: int, 
     page.get_by_text("Export this chart", exact=True).click()
     w.act("Prepare PNG and SVG")
     page.get_by_role("button", name="Prepare PNG and SVG").click()
-    png_button = page.get_by_role("button", name="Download PNG")
-    png_button.wait_for(timeout=LONG)
-    script_done(page)
-    w.act("Download PNG")
-    with page.expect_download(timeout=LONG) as info:
-        png_button.click()
-    png = info.value
-    png_path = out / png.suggested_filename
-    png.save_as(png_path)
+    png_path = w.download("Download PNG", page.get_by_role("button", name="Download PNG"))
     data = png_path.read_bytes()
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     w.done(
-        f"{png.suggested_filename}: {len(data) / 1e3:.0f} kB, {width}x{height}, "
+        f"{png_path.name}: {len(data) / 1e3:.0f} kB, {width}x{height}, "
         f"PNG magic bytes: {data[:8] == PNG_MAGIC}"
     )
 
@@ -420,7 +417,7 @@ def walk(page, url: str, csv_path: Path, out: Path, *, n_rows: int, n_oos: int, 
         "report name ok": name_ok,
         "report covers the selection": covers,
         "png ok": data[:8] == PNG_MAGIC,
-        "png name": png.suggested_filename,
+        "png name": png_path.name,
     }
     return w
 
