@@ -12,6 +12,7 @@ from the speed this run measured.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -151,8 +152,15 @@ def test_the_embed_page_before_during_and_after_a_run(tmp_path, browser):
         page.get_by_text("100 to embed").wait_for(timeout=60_000)
         wait_for_app(page)
         nxt = main.inner_text()
-        assert "100 rows, every text distinct" in nxt and "100 to embed, about" in nxt, nxt
-        assert "texts/s (measured embedding 440 texts of 'clinc' on cpu)" in nxt, nxt
+        assert "100 rows, every text distinct" in nxt, nxt
+        # a run under a second is too short to time well and is not kept (jobs._record_embed_rate):
+        # a quiet machine can embed these 440 short texts that fast
+        took = float(re.search(r"This run embedded 440 new text\(s\) on cpu in ([\d.]+) s", after).group(1))
+        if took >= 1.1:
+            assert "100 to embed, about" in nxt, nxt
+            assert "texts/s (measured embedding 440 texts of 'clinc' on cpu)" in nxt, nxt
+        elif took <= 0.9:
+            assert "100 to embed (no speed measured yet" in nxt, nxt
         page.close()
     finally:
         proc.terminate()
